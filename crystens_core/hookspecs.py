@@ -1,0 +1,85 @@
+"""The hook specifications every crystens plugin implements a subset of.
+
+Each hook receives a ``register`` callback; a plugin calls it once per component
+it provides::
+
+    from crystens_core import hookimpl
+
+    @hookimpl
+    def crystens_register_metrics(register):
+        register("my-metric", MyMetric, description="What it measures")
+
+``register(name, factory, *, description="")``: ``factory(**config)`` must return
+the component. The core owns the registry, name clashes and error messages.
+Later versions of crystens only ever *add* arguments to these hooks; pluggy
+passes an implementation just the arguments it names, so plugins written
+against this version keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("crystens")
+hookimpl = pluggy.HookimplMarker("crystens")
+
+
+class RegisterCallback(Protocol):
+    """The callback a registration hook receives."""
+
+    def __call__(self, name: str, factory: Callable[..., Any], *, description: str = "") -> None:
+        ...
+
+
+@hookspec
+def crystens_register_encoders(register: RegisterCallback) -> None:
+    """Register encoders: structure → raw tensor of shape (C, S, S), float32.
+
+    An encoder has ``encode(structure, spacegroup=None)``, ``encode_batch(structures,
+    spacegroups=None)`` and the attributes ``max_sites``, ``size`` and ``channels``.
+    """
+
+
+@hookspec
+def crystens_register_decoders(register: RegisterCallback) -> None:
+    """Register decoders: raw tensor (C, S, S) → :class:`crystens_core.DecodeResult`.
+
+    A decoder has ``decode(tensor)`` and ``decode_batch(tensors)``; it never raises
+    on a bad tensor but returns a result whose ``structure`` is None and whose
+    ``reason`` says why.
+    """
+
+
+@hookspec
+def crystens_register_generators(register: RegisterCallback) -> None:
+    """Register generators: models that learn the distribution of scaled tensors.
+
+    A generator has ``fit(tensors, ...)`` returning self and ``sample(n, *, seed)``
+    returning raw-layout tensors.
+    """
+
+
+@hookspec
+def crystens_register_metrics(register: RegisterCallback) -> None:
+    """Register metrics: a set of generated crystals → a dict of named floats.
+
+    A metric has ``requires`` (a subset of ``{"tensors", "structures",
+    "reference"}``) and ``compute(*, tensors=None, structures=None,
+    reference=None)`` returning ``dict[str, float]``.
+    """
+
+
+@hookspec
+def crystens_register_layers(register: RegisterCallback) -> None:
+    """Register layers: extra tensor channels an encoder can append.
+
+    A layer has ``name`` and ``channel(structure, max_sites)`` returning one
+    (S, S) float32 channel in physical units, zero outside the site rows and
+    columns (see :func:`crystens_core.layout.site_channel`).
+    """
+
+
+# Conditioning (a later version adds ``crystens_register_conditioners``) follows
+# the same pattern: a new hook with a ``register`` argument.
