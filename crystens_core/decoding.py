@@ -43,8 +43,10 @@ class TensorDecoder:
         """The constructor arguments, JSON-serialisable."""
         return {"distance": self.distance, "merge_tolerance": self.merge_tolerance, "snap_to_spacegroup": self.snap_to_spacegroup}
 
-    def snap(self, numbers: np.ndarray, coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The clustering step: averaged Z (A,) and coordinates (A, 3) → snapped values."""
+    def snap(self, numbers: np.ndarray, coordinates: np.ndarray, averages: reconstruction.HeaderAverages) -> tuple[np.ndarray, np.ndarray]:
+        """The clustering step: averaged Z (A,) and coordinates (A, 3) → snapped values.
+
+        ``averages`` carries the spread of the copies (``averages.variances``)."""
         return numbers, coordinates
 
     def decode(self, tensor: np.ndarray) -> DecodeResult:
@@ -77,7 +79,7 @@ class TensorDecoder:
         coordinates, delta = reconstruction.combine_coordinates(averages.coordinates, reconstruction.pair_differences(base, sites))
         result.consistency["delta_coordinate_per_atom"] = delta
         lattice = reconstruction.build_lattice(averages.lattice)
-        numbers, coordinates = self.snap(averages.atomic_numbers, coordinates)
+        numbers, coordinates = self.snap(averages.atomic_numbers, coordinates, averages)
         numbers = reconstruction.check_atomic_numbers(numbers)
         # The same periodic image as the tensor's own coordinates, so that snapping
         # 0.9999 to 0.0 does not count as a one-cell jump in the in-cell distances.

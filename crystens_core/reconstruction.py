@@ -55,21 +55,21 @@ def mean_atomic_numbers(tensor: np.ndarray) -> np.ndarray:
 def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
     """Indices of the occupied site slots.
 
-    A slot is a site when its mean Z rounds to at least 1. With ``robust`` the
-    slot must also carry a lattice/space-group header closer to the crystal's
-    (the median over Z-occupied slots) than to the all-zero header of padding,
-    which keeps noise in empty rows from creating sites.
+    Plain: a slot is a site when its mean Z rounds to at least 1. Robust: a slot is
+    a site when its shared header (a, b, c, α, β, γ, space group) looks like the
+    crystal's rather than like zero padding: per field, the slot's mean divided by
+    the largest mean among the Z ≥ 0.5 slots averages to at least one half. Noise
+    in empty rows then creates no sites, and a hydrogen whose noisy Z fell below
+    0.5 is still found.
     """
     copies = layout.header_copies(tensor)
     candidates = np.flatnonzero(copies[layout.Z].mean(axis=-1) >= 0.5)
     if not robust or candidates.size == 0:
         return candidates
-    shared = copies[layout.A :].mean(axis=-1).T  # (M, 7): a, b, c, α, β, γ, space group per slot
-    typical = np.median(shared[candidates], axis=0)
-    scale = np.abs(typical) + 1e-9
-    to_crystal = (((shared[candidates] - typical) / scale) ** 2).sum(axis=1)
-    to_padding = ((shared[candidates] / scale) ** 2).sum(axis=1)
-    return candidates[to_crystal < to_padding]
+    shared = copies[layout.A :].mean(axis=-1).T  # (M, 7)
+    reference = np.abs(shared[candidates]).max(axis=0) + 1e-12
+    score = np.clip(shared / reference, -1.0, 2.0).mean(axis=1)
+    return np.flatnonzero(score >= 0.5)
 
 
 @dataclass
@@ -263,3 +263,42 @@ def cluster_periodic_span(values: np.ndarray, width: float) -> tuple[np.ndarray,
     labels = np.empty(n, dtype=int)
     labels[order[np.r_[start:n, 0:start]]] = sorted_labels
     return labels, to_unit_cell(centres)
+
+
+def cluster_integers(values: np.ndarray, sigma: float, penalty: float) -> np.ndarray:
+    """Group noisy estimates of integers (atomic numbers) by penalised likelihood.
+
+    Start from one cluster per value (sorted) and repeatedly merge the two
+    neighbouring clusters whose merge raises the misfit Σ (v − round(mean))² / σ²
+    least, while that rise stays below ``penalty`` (a BIC-like price per distinct
+    value). With σ → 0 only equal values merge; with noise, sites of one element
+    share one rounded value, as the paper's k-means intended, but K is chosen here.
+
+    Args:
+        values: averaged atomic numbers, (A,).
+        sigma: standard error of each value (atomic-number units), > 0.
+        penalty: price of one more distinct value, in units of χ².
+
+    Returns:
+        The rounded integer assigned to each value, (A,).
+    """
+    order = np.argsort(values)
+    ordered = values[order]
+    groups = [[i] for i in range(len(ordered))]
+
+    def misfit(members: list[int]) -> float:
+        chunk = ordered[members]
+        return float(((chunk - np.rint(chunk.mean())) ** 2).sum()) / sigma**2
+
+    costs = [misfit(g) for g in groups]
+    while len(groups) > 1:
+        rises = [misfit(groups[k] + groups[k + 1]) - costs[k] - costs[k + 1] for k in range(len(groups) - 1)]
+        best = int(np.argmin(rises))
+        if rises[best] >= penalty:
+            break
+        groups[best : best + 2] = [groups[best] + groups[best + 1]]
+        costs[best : best + 2] = [costs[best] + costs[best + 1] + rises[best]]
+    assigned = np.empty(len(values))
+    for members in groups:
+        assigned[order[members]] = np.rint(ordered[members].mean())
+    return assigned
