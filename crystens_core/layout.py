@@ -60,10 +60,11 @@ def pair_vectors(frac: np.ndarray, matrix: np.ndarray, distance: str = "cartesia
     """
     diff = frac[..., :, None, :] - frac[..., None, :, :]
     if distance == "cartesian":
-        cart = np.einsum("...ijk,...kl->...ijl", diff, matrix)
-        dist = np.sqrt(np.einsum("...k,...k->...", cart, cart))
+        cart = frac @ matrix  # L·(f_i − f_j) = L·f_i − L·f_j
+        delta = cart[..., :, None, :] - cart[..., None, :, :]
+        dist = np.sqrt((delta * delta).sum(axis=-1))
     elif distance == "fractional":
-        dist = np.sqrt(np.einsum("...k,...k->...", diff, diff))
+        dist = np.sqrt((diff * diff).sum(axis=-1))
     else:
         raise ValueError(f"distance must be one of {DISTANCE_CONVENTIONS}, got {distance!r}")
     return diff, dist
@@ -92,9 +93,11 @@ def fill_base_channels(
     out[:, :BASE_CHANNELS, :N_HEADER, site] = header_t[:, None]
     out[:, :BASE_CHANNELS, site, :N_HEADER] = header[:, None]
     diff, dist = pair_vectors(frac, matrix, distance)
-    pair_mask = mask[:, :, None] & mask[:, None, :]
-    out[:, 0, site, site] = np.where(pair_mask, dist, 0.0)
-    out[:, 1:BASE_CHANNELS, site, site] = np.where(pair_mask[..., None], diff, 0.0).transpose(0, 3, 1, 2)
+    pairs = np.empty((len(header), BASE_CHANNELS) + dist.shape[1:])
+    pairs[:, 0] = dist
+    pairs[:, 1:] = diff.transpose(0, 3, 1, 2)
+    pairs *= (mask[:, :, None] & mask[:, None, :])[:, None]
+    out[:, :BASE_CHANNELS, site, site] = pairs
 
 
 def site_channel(site_values: np.ndarray, pair_values: np.ndarray | None, max_sites: int, field: int = Z) -> np.ndarray:

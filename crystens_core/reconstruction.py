@@ -284,21 +284,25 @@ def cluster_integers(values: np.ndarray, sigma: float, penalty: float) -> np.nda
     """
     order = np.argsort(values)
     ordered = values[order]
-    groups = [[i] for i in range(len(ordered))]
+    first = np.r_[0.0, np.cumsum(ordered)]
+    second = np.r_[0.0, np.cumsum(ordered * ordered)]
 
-    def misfit(members: list[int]) -> float:
-        chunk = ordered[members]
-        return float(((chunk - np.rint(chunk.mean())) ** 2).sum()) / sigma**2
+    def misfit(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+        count = end - begin
+        total = first[end] - first[begin]
+        nearest = np.rint(total / count)
+        return (second[end] - second[begin] - 2 * nearest * total + count * nearest**2) / sigma**2
 
-    costs = [misfit(g) for g in groups]
-    while len(groups) > 1:
-        rises = [misfit(groups[k] + groups[k + 1]) - costs[k] - costs[k + 1] for k in range(len(groups) - 1)]
+    # Groups are runs [bounds[k], bounds[k + 1]) of the sorted values; equal values start together.
+    bounds = np.r_[np.flatnonzero(np.r_[True, np.diff(ordered) > 1e-9]), len(ordered)]
+    while len(bounds) > 2:
+        rises = misfit(bounds[:-2], bounds[2:]) - misfit(bounds[:-2], bounds[1:-1]) - misfit(bounds[1:-1], bounds[2:])
         best = int(np.argmin(rises))
         if rises[best] >= penalty:
             break
-        groups[best : best + 2] = [groups[best] + groups[best + 1]]
-        costs[best : best + 2] = [costs[best] + costs[best + 1] + rises[best]]
+        bounds = np.delete(bounds, best + 1)
+    sizes = np.diff(bounds)
+    means = (first[bounds[1:]] - first[bounds[:-1]]) / sizes
     assigned = np.empty(len(values))
-    for members in groups:
-        assigned[order[members]] = np.rint(ordered[members].mean())
+    assigned[order] = np.repeat(np.rint(means), sizes)
     return assigned

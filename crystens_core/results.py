@@ -45,6 +45,18 @@ class DecodeResult:
     def ok(self) -> bool:
         return self.structure is not None
 
+    def to_cif(self) -> str:
+        """The structure as CIF text (pymatgen's CifWriter, warnings silenced)."""
+        if self.structure is None:
+            raise ValueError(f"no structure to write: {self.reason}")
+        import warnings
+
+        from pymatgen.io.cif import CifWriter
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return str(CifWriter(self.structure))
+
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable record (no structure)."""
         return {

@@ -179,27 +179,33 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
+def parse_row(text: str, max_sites: int | None = None):
+    """Parse and check one CIF cell: ``(structure, None)`` or ``(None, (reason, detail))``."""
+    if not text or not text.strip():
+        return None, (MISSING_VALUE, "empty cif cell")
+    try:
+        structure = parse_cif(text)
+    except ValueError as exc:
+        return None, (UNPARSABLE, str(exc))
+    problem = _check_structure(structure, max_sites)
+    return (None, problem) if problem else (structure, None)
+
+
+def row_ids(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> list[str]:
+    """One id per row: the id column's value, else ``row<N>``."""
+    id_column = next((c for c in ID_COLUMNS if c in columns), None)
+    return [(row.get(id_column) if id_column else None) or f"row{number}" for number, row in enumerate(rows)]
+
+
 def _from_rows(rows: Sequence[dict[str, str]], columns: Sequence[str], name: str, max_sites: int | None, strict: bool, progress: bool) -> CrystalDataset:
     from crystens_core.progress import progress_bar
 
-    id_column = next((c for c in ID_COLUMNS if c in columns), None)
-    property_columns = [c for c in columns if c not in ("cif", id_column) and c and not c.startswith("Unnamed")]
+    property_columns = [c for c in columns if c not in ("cif", *ID_COLUMNS) and c and not c.startswith("Unnamed")]
     structures, ids = [], []
     values: dict[str, list] = {c: [] for c in property_columns}
     skipped = SkipReport()
-    for number, row in enumerate(progress_bar(rows, desc=f"parse {name}", unit="cif", enable=progress)):
-        row_id = (row.get(id_column) if id_column else None) or f"row{number}"
-        text = row.get("cif") or ""
-        problem = None
-        if not text.strip():
-            problem = (MISSING_VALUE, "empty cif cell")
-        else:
-            try:
-                structure = parse_cif(text)
-            except ValueError as exc:
-                problem = (UNPARSABLE, str(exc))
-            else:
-                problem = _check_structure(structure, max_sites)
+    for row_id, row in zip(row_ids(rows, columns), progress_bar(rows, desc=f"parse {name}", unit="cif", enable=progress)):
+        structure, problem = parse_row(row.get("cif") or "", max_sites)
         if problem is not None:
             if strict:
                 raise DatasetError(f"{name}: row {row_id!r}: {problem[0]} ({problem[1]})")
@@ -216,25 +222,6 @@ def _from_rows(rows: Sequence[dict[str, str]], columns: Sequence[str], name: str
     return CrystalDataset(structures, ids, properties, name, skipped)
 
 
-def load_csv(path: str | Path, *, max_sites: int | None = None, strict: bool = False, progress: bool = False, name: str | None = None) -> CrystalDataset:
-    """A dataset from a CSV or CSV.gz file with a ``cif`` column (the CDVAE/MP-20 format)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    columns, rows = read_csv_rows(path)
-    return _from_rows(rows, columns, name or path.name, max_sites, strict, progress)
-
-
-def load_cif_folder(path: str | Path, *, max_sites: int | None = None, strict: bool = False, progress: bool = False) -> CrystalDataset:
-    """A dataset from every ``*.cif`` file of a folder (ids are the file stems)."""
-    path = Path(path)
-    files = sorted(path.glob("*.cif"))
-    if not files:
-        raise DatasetError(f"{path}: no .cif files in this folder")
-    rows = [{"material_id": file.stem, "cif": file.read_text(encoding="utf-8", errors="replace")} for file in files]
-    return _from_rows(rows, ["material_id", "cif"], path.name, max_sites, strict, progress)
-
-
 def load_dataset(source: str | Path, *, max_sites: int | None = None, strict: bool = False, progress: bool = False) -> CrystalDataset:
     """Load a dataset by name (``mp20-sample``, ``mp-20``, ``mpts-52:test``), CSV path or CIF folder.
 
@@ -248,16 +235,34 @@ def load_dataset(source: str | Path, *, max_sites: int | None = None, strict: bo
     Raises:
         DatasetError: the source does not exist or has no ``cif`` column.
     """
+    name, columns, rows = read_source(source)
+    return _from_rows(rows, columns, name, max_sites, strict, progress)
+
+
+def read_source(source: str | Path) -> tuple[str, list[str], list[dict[str, str]]]:
+    """The name, columns and raw rows (CIF text unparsed) of any dataset source.
+
+    Raises:
+        DatasetError: the source does not exist, is empty or has no ``cif`` column.
+    """
     from crystens_core.data.sources import is_named, resolve
 
     path = Path(source)
     if path.is_dir():
-        return load_cif_folder(path, max_sites=max_sites, strict=strict, progress=progress)
+        files = sorted(path.glob("*.cif"))
+        if not files:
+            raise DatasetError(f"{path}: no .cif files in this folder")
+        return path.name, ["material_id", "cif"], [_cif_file_row(file) for file in files]
     if path.is_file():
         if path.suffix == ".cif":
-            rows = [{"material_id": path.stem, "cif": path.read_text(encoding="utf-8", errors="replace")}]
-            return _from_rows(rows, ["material_id", "cif"], path.name, max_sites, strict, progress)
-        return load_csv(path, max_sites=max_sites, strict=strict, progress=progress)
+            return path.name, ["material_id", "cif"], [_cif_file_row(path)]
+        columns, rows = read_csv_rows(path)
+        return path.name, columns, rows
     if is_named(str(source)):
-        return load_csv(resolve(str(source)), max_sites=max_sites, strict=strict, progress=progress, name=str(source))
+        columns, rows = read_csv_rows(resolve(str(source)))
+        return str(source), columns, rows
     raise DatasetError(f"{source}: not a file, a folder or a named dataset (see `crystens data list`)")
+
+
+def _cif_file_row(path: Path) -> dict[str, str]:
+    return {"material_id": path.stem, "cif": path.read_text(encoding="utf-8", errors="replace")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,8 @@ from crystens_core.errors import EncodingError
 
 CELL_CHOICES = ("as-is", "conventional", "primitive")
 MAX_Z = 118
+#: Structures filled at once (bounds the (N, M, M, 3) pair arrays).
+CHUNK = 64
 
 
 class CrysTensEncoder:
@@ -87,25 +90,26 @@ class CrysTensEncoder:
             EncodingError: disordered, too many sites, unknown element, or a
                 space group that cannot be determined.
         """
-        if not structure.is_ordered:
-            raise EncodingError("disordered site", "partial occupancy or mixed species; only ordered structures encode")
+        if len(structure) == 0:
+            raise EncodingError("empty structure", "no sites")
+        atomic_numbers(structure)  # raises for disordered sites and unknown elements
         if self.cell != "as-is" or spacegroup is None:
             from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
             try:
-                analyzer = SpacegroupAnalyzer(structure, symprec=self.symprec)
-                if self.cell == "conventional":
-                    structure = analyzer.get_conventional_standard_structure()
-                elif self.cell == "primitive":
-                    structure = analyzer.get_primitive_standard_structure()
-                if spacegroup is None or self.cell != "as-is":
-                    spacegroup = analyzer.get_space_group_number()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+                    analyzer = SpacegroupAnalyzer(structure, symprec=self.symprec)
+                    if self.cell == "conventional":
+                        structure = analyzer.get_conventional_standard_structure()
+                    elif self.cell == "primitive":
+                        structure = analyzer.get_primitive_standard_structure()
+                    if spacegroup is None or self.cell != "as-is":
+                        spacegroup = analyzer.get_space_group_number()
             except Exception as exc:  # spglib gives up on some inputs
                 raise EncodingError("space group detection failed", str(exc)) from exc
         if len(structure) > self.max_sites:
             raise EncodingError("too many sites", f"{len(structure)} sites > max_sites={self.max_sites}")
-        if len(structure) == 0:
-            raise EncodingError("empty structure", "no sites")
         spacegroup = int(spacegroup)
         if not 1 <= spacegroup <= 230:
             raise EncodingError("bad space group", f"{spacegroup} is not in 1–230")
@@ -151,8 +155,11 @@ class CrysTensEncoder:
             out[...] = 0.0
         if n == 0:
             return out
-        arrays = self._site_arrays([s for s, _ in prepared], [g for _, g in prepared])
-        layout.fill_base_channels(out, *arrays, distance=self.distance)
+        for start in range(0, n, CHUNK):
+            chunk = prepared[start : start + CHUNK]
+            header, frac, matrix, mask = self._site_arrays([s for s, _ in chunk], [g for _, g in chunk])
+            width = layout.SITE_OFFSET + header.shape[1]  # sites beyond the chunk's largest stay zero
+            layout.fill_base_channels(out[start : start + len(chunk), :, :width, :width], header, frac, matrix, mask, distance=self.distance)
         if self.layers:
             for index, (structure, _) in enumerate(prepared):
                 for offset, layer in enumerate(self._layer_instances()):
@@ -160,25 +167,45 @@ class CrysTensEncoder:
         return out
 
     def _site_arrays(self, structures: Sequence, spacegroups: Sequence[int]):
-        """Padded per-site arrays of a batch: header (N, M, 11), frac (N, M, 3), matrix (N, 3, 3), mask (N, M)."""
-        n, m = len(structures), self.max_sites
-        header = np.zeros((n, m, layout.N_HEADER))
-        frac = np.zeros((n, m, 3))
-        matrix = np.empty((n, 3, 3))
-        mask = np.zeros((n, m), dtype=bool)
-        for index, (structure, spacegroup) in enumerate(zip(structures, spacegroups)):
-            n_sites = len(structure)
-            numbers = np.fromiter((site.specie.Z for site in structure), dtype=float, count=n_sites)
-            if numbers.min() < 1 or numbers.max() > MAX_Z:
-                raise EncodingError("unknown element", f"structure {index}: atomic numbers must be 1–{MAX_Z}")
-            coords = structure.frac_coords % 1.0
-            coords[coords >= 1.0] = 0.0  # -1e-17 % 1.0 == 1.0 in floating point
-            lattice = structure.lattice
-            header[index, :n_sites, layout.Z] = numbers
-            header[index, :n_sites, layout.COORDINATES] = coords
-            header[index, :n_sites, layout.A : layout.GAMMA + 1] = lattice.parameters
-            header[index, :n_sites, layout.SPACEGROUP] = spacegroup
-            frac[index, :n_sites] = coords
-            matrix[index] = lattice.matrix
-            mask[index, :n_sites] = True
+        """Padded per-site arrays of a batch, padded to its largest structure (M sites):
+        header (N, M, 11), frac (N, M, 3), matrix (N, 3, 3), mask (N, M)."""
+        counts = np.array([len(s) for s in structures])
+        mask = np.arange(counts.max()) < counts[:, None]
+        matrix = np.array([s.lattice.matrix for s in structures])
+        lengths = np.linalg.norm(matrix, axis=2)  # a, b, c in Å
+        unit = matrix / lengths[:, :, None]
+        cosines = np.stack([(unit[:, 1] * unit[:, 2]).sum(1), (unit[:, 0] * unit[:, 2]).sum(1), (unit[:, 0] * unit[:, 1]).sum(1)], axis=1)
+        angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))  # α, β, γ in degrees
+        coords = np.concatenate([[site.frac_coords for site in s] for s in structures]) % 1.0
+        coords[coords >= 1.0] = 0.0  # -1e-17 % 1.0 == 1.0 in floating point
+        header = np.zeros(mask.shape + (layout.N_HEADER,))
+        header[mask, layout.Z] = np.concatenate([atomic_numbers(s) for s in structures])
+        header[mask, layout.X : layout.ZC + 1] = coords
+        header[:, :, layout.A : layout.C + 1] = lengths[:, None, :]
+        header[:, :, layout.ALPHA : layout.GAMMA + 1] = angles[:, None, :]
+        header[:, :, layout.SPACEGROUP] = np.asarray(spacegroups, dtype=float)[:, None]
+        header[~mask] = 0.0
+        frac = header[:, :, layout.X : layout.ZC + 1]
         return header, frac, matrix, mask
+
+
+def atomic_numbers(structure) -> list[int]:
+    """Z of every site of an ordered structure.
+
+    Raises:
+        EncodingError: a site is disordered (partial occupancy or mixed species) or
+            not a real element (Z outside 1–118).
+    """
+    numbers = []
+    for site in structure:
+        species = site.species
+        if len(species) != 1:
+            raise EncodingError("disordered site", "mixed species on a site; only ordered structures encode")
+        ((element, occupancy),) = species.items()
+        if abs(occupancy - 1.0) > 1e-8:
+            raise EncodingError("disordered site", f"occupancy {occupancy:g}; only ordered structures encode")
+        z = getattr(element, "Z", 0)
+        if not 1 <= z <= MAX_Z:
+            raise EncodingError("unknown element", f"{element} is not an element with Z in 1–{MAX_Z}")
+        numbers.append(z)
+    return numbers
