@@ -47,11 +47,11 @@ class FieldScaler:
         selected = flat >= 0
         for start in range(0, tensors.shape[0], batch_size):
             chunk = np.asarray(tensors[start : start + batch_size], dtype=np.float64).reshape(-1, flat.size)[:, selected]
+            if not np.isfinite(chunk).all():
+                raise ValueError(f"tensors {start}–{start + len(chunk) - 1} hold NaN or infinite values; cannot fit a scaler")
             field_of = flat[selected]
             np.minimum.at(low, field_of, chunk.min(axis=0))
             np.maximum.at(high, field_of, chunk.max(axis=0))
-        if not (np.isfinite(low).all() and np.isfinite(high).all()):
-            raise ValueError("tensors hold NaN or infinite values; cannot fit a scaler")
         self.field_names_ = names
         self.data_min_ = low
         self.data_max_ = high
