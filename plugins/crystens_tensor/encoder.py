@@ -84,7 +84,7 @@ class CrysTensEncoder:
         """Check a structure, choose its cell and find its space group.
 
         Returns:
-            ``(structure, spacegroup)`` as they will be encoded.
+            ``(structure, spacegroup, atomic_numbers)`` as they will be encoded.
 
         Raises:
             EncodingError: disordered, too many sites, unknown element, or a
@@ -92,7 +92,7 @@ class CrysTensEncoder:
         """
         if len(structure) == 0:
             raise EncodingError("empty structure", "no sites")
-        atomic_numbers(structure)  # raises for disordered sites and unknown elements
+        numbers = atomic_numbers(structure)  # raises for disordered sites and unknown elements
         if self.cell != "as-is" or spacegroup is None:
             from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -113,7 +113,9 @@ class CrysTensEncoder:
         spacegroup = int(spacegroup)
         if not 1 <= spacegroup <= 230:
             raise EncodingError("bad space group", f"{spacegroup} is not in 1–230")
-        return structure, spacegroup
+        if self.cell != "as-is":
+            numbers = atomic_numbers(structure)
+        return structure, spacegroup, numbers
 
     # -- encoding --------------------------------------------------------------------
     def encode(self, structure, spacegroup: int | None = None) -> np.ndarray:
@@ -157,16 +159,16 @@ class CrysTensEncoder:
             return out
         for start in range(0, n, CHUNK):
             chunk = prepared[start : start + CHUNK]
-            header, frac, matrix, mask = self._site_arrays([s for s, _ in chunk], [g for _, g in chunk])
+            header, frac, matrix, mask = self._site_arrays(*zip(*chunk))
             width = layout.SITE_OFFSET + header.shape[1]  # sites beyond the chunk's largest stay zero
             layout.fill_base_channels(out[start : start + len(chunk), :, :width, :width], header, frac, matrix, mask, distance=self.distance)
         if self.layers:
-            for index, (structure, _) in enumerate(prepared):
+            for index, (structure, _, _) in enumerate(prepared):
                 for offset, layer in enumerate(self._layer_instances()):
                     out[index, layout.BASE_CHANNELS + offset] = layer.channel(structure, self.max_sites)
         return out
 
-    def _site_arrays(self, structures: Sequence, spacegroups: Sequence[int]):
+    def _site_arrays(self, structures: Sequence, spacegroups: Sequence[int], numbers: Sequence[list[int]]):
         """Padded per-site arrays of a batch, padded to its largest structure (M sites):
         header (N, M, 11), frac (N, M, 3), matrix (N, 3, 3), mask (N, M)."""
         counts = np.array([len(s) for s in structures])
@@ -179,7 +181,7 @@ class CrysTensEncoder:
         coords = np.concatenate([[site.frac_coords for site in s] for s in structures]) % 1.0
         coords[coords >= 1.0] = 0.0  # -1e-17 % 1.0 == 1.0 in floating point
         header = np.zeros(mask.shape + (layout.N_HEADER,))
-        header[mask, layout.Z] = np.concatenate([atomic_numbers(s) for s in structures])
+        header[mask, layout.Z] = np.concatenate(numbers)
         header[mask, layout.X : layout.ZC + 1] = coords
         header[:, :, layout.A : layout.C + 1] = lengths[:, None, :]
         header[:, :, layout.ALPHA : layout.GAMMA + 1] = angles[:, None, :]
