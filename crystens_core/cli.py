@@ -155,7 +155,7 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
     try:
         array = np.load(tensors, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
-        raise click.ClickException(f"{tensors}: not a readable .npy array ({exc})") from exc
+        raise click.ClickException(f"{tensors}: not a .npy file of tensors (numpy could not read it as one)") from exc
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4:

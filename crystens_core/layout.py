@@ -96,8 +96,7 @@ def fill_base_channels(
     pairs = np.empty((len(header), BASE_CHANNELS) + dist.shape[1:])
     pairs[:, 0] = dist
     pairs[:, 1:] = diff.transpose(0, 3, 1, 2)
-    pairs *= (mask[:, :, None] & mask[:, None, :])[:, None]
-    out[:, :BASE_CHANNELS, site, site] = pairs
+    out[:, :BASE_CHANNELS, site, site] = np.where((mask[:, :, None] & mask[:, None, :])[:, None], pairs, 0.0)
 
 
 def site_channel(site_values: np.ndarray, pair_values: np.ndarray | None, max_sites: int, field: int = Z) -> np.ndarray:

@@ -217,8 +217,8 @@ def _from_rows(rows: Sequence[dict[str, str]], columns: Sequence[str], name: str
             values[column].append(_convert(row.get(column, "")))
     properties = {}
     for column, column_values in values.items():
-        numeric = all(isinstance(v, float) for v in column_values)
-        properties[column] = np.array(column_values, dtype=float) if numeric and column_values else column_values
+        numeric = all(isinstance(v, float) or v == "" for v in column_values)  # empty cell = missing number
+        properties[column] = np.array([np.nan if v == "" else v for v in column_values], dtype=float) if numeric and column_values else column_values
     return CrystalDataset(structures, ids, properties, name, skipped)
 
 

@@ -9,10 +9,8 @@ from crystens_core.errors import EncodingError, UnknownComponentError
 
 
 @pytest.fixture(scope="module")
-def reference():
-    from tests.conftest import SHARED_DATA
-
-    path = SHARED_DATA.parent / "reference" / "authors_encoder_vectors.npz"
+def reference(shared_data):
+    path = shared_data.parent / "reference" / "authors_encoder_vectors.npz"
     if not path.is_file():
         pytest.skip(f"{path} is not present")
     return np.load(path)
