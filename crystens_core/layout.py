@@ -92,11 +92,16 @@ def fill_base_channels(
     header_t = header.transpose(0, 2, 1)  # (N, 11, M)
     out[:, :BASE_CHANNELS, :N_HEADER, site] = header_t[:, None]
     out[:, :BASE_CHANNELS, site, :N_HEADER] = header[:, None]
-    diff, dist = pair_vectors(frac, matrix, distance)
-    pairs = np.empty((len(header), BASE_CHANNELS) + dist.shape[1:])
-    pairs[:, 0] = dist
-    pairs[:, 1:] = diff.transpose(0, 3, 1, 2)
-    out[:, :BASE_CHANNELS, site, site] = np.where((mask[:, :, None] & mask[:, None, :])[:, None], pairs, 0.0)
+    # Channels first throughout: one (N, M, M) plane per axis, no (N, M, M, 3) temporaries.
+    pair_mask = mask[:, :, None] & mask[:, None, :]
+    cart = frac @ matrix if distance == "cartesian" else frac
+    squared = np.zeros(pair_mask.shape)
+    for axis in range(3):
+        delta = cart[:, :, None, axis] - cart[:, None, :, axis]
+        squared += delta * delta
+        coordinate = frac[:, :, axis]
+        out[:, 1 + axis, site, site] = np.where(pair_mask, coordinate[:, :, None] - coordinate[:, None, :], 0.0)
+    out[:, 0, site, site] = np.where(pair_mask, np.sqrt(squared), 0.0)
 
 
 def site_channel(site_values: np.ndarray, pair_values: np.ndarray | None, max_sites: int, field: int = Z) -> np.ndarray:

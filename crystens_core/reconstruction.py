@@ -8,6 +8,7 @@ the tensor *before* any averaged value is written anywhere.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,11 +208,18 @@ def check_atomic_numbers(numbers: np.ndarray) -> np.ndarray:
     return rounded
 
 
+@functools.lru_cache(maxsize=None)
+def _element(z: int):
+    from pymatgen.core import Element
+
+    return Element.from_Z(z)
+
+
 def build_structure(lattice, numbers: np.ndarray, coordinates: np.ndarray):
     """A pymatgen Structure from rounded atomic numbers and fractional coordinates."""
-    from pymatgen.core import Element, Structure
+    from pymatgen.core import Structure
 
-    species = [Element.from_Z(int(z)) for z in numbers]
+    species = [_element(int(z)) for z in numbers]
     return Structure(lattice, species, coordinates, validate_proximity=False)
 
 

@@ -24,8 +24,10 @@ def kmeans_snap(values: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     if k == len(distinct):
         return values.copy()  # every value is its own centroid
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-    model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(values.reshape(-1, 1))
+    with threadpool_limits(1):  # tiny problems: threads only add contention
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(values.reshape(-1, 1))
     return model.cluster_centers_[model.labels_, 0]
 
 
