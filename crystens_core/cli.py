@@ -164,10 +164,19 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
     ids = json.loads(meta.read_text()).get("ids") if meta.is_file() else None
     if not ids or len(ids) != len(array):
         ids = [f"{i:06d}" for i in range(len(array))]
-    folder = Path(output)
+    summary = write_decoded(Path(output), ids, instance.decode_batch(array, progress=True), {"tensors": str(tensors), "decoder": decoder, "decoder_config": _config_of(instance)})
+    _echo_decoded(summary, output)
+
+
+def _config_of(component: Any) -> dict[str, Any]:
+    return component.get_config() if hasattr(component, "get_config") else {}
+
+
+def write_decoded(folder: Path, ids: list[str], results: list, header: dict[str, Any]) -> dict[str, Any]:
+    """Write one CIF per decoded tensor and ``summary.json`` (per-tensor records, failure counts)."""
     folder.mkdir(parents=True, exist_ok=True)
     records, reasons = [], Counter()
-    for tensor_id, result in zip(ids, instance.decode_batch(array, progress=True)):
+    for tensor_id, result in zip(ids, results):
         record = {"id": tensor_id, **result.summary()}
         if result.ok:
             cif_path = folder / f"{tensor_id}.cif"
@@ -176,20 +185,162 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
         else:
             reasons[result.reason.split(":")[0]] += 1
         records.append(record)
-    decoded = sum(r["ok"] for r in records)
-    summary = {
-        "tensors": str(tensors),
-        "decoder": decoder,
-        "decoder_config": instance.get_config() if hasattr(instance, "get_config") else {},
-        "count": len(records),
-        "decoded": decoded,
-        "failures_by_reason": dict(reasons),
-        "results": records,
-    }
+    summary = {**header, "count": len(records), "decoded": sum(r["ok"] for r in records), "failures_by_reason": dict(reasons), "results": records}
     (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    click.echo(f"decoded {decoded} of {len(records)} tensors into {folder} (summary.json)")
-    for reason, count in reasons.most_common():
+    return summary
+
+
+def _echo_decoded(summary: dict[str, Any], folder: Any) -> None:
+    click.echo(f"decoded {summary['decoded']} of {summary['count']} tensors into {folder} (summary.json)")
+    for reason, count in Counter(summary["failures_by_reason"]).most_common():
         click.echo(f"  failed: {reason} ({count})")
+
+
+# -- generators ---------------------------------------------------------------------------
+def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | None, batch_size: int | None, seed: int | None, options: tuple[str, ...], time_limit: float | None, resume: bool):
+    """Train into ``run_dir`` (checkpoints/, model/, run.json); returns (generator, dataset)."""
+    import time
+
+    from crystens_core.data import load_dataset
+    from crystens_core.plugins import get_encoder, get_generator
+
+    settings = _parse_config(options)
+    for key, value in (("batch_size", batch_size), ("seed", seed)):
+        if value is not None:
+            settings[key] = value
+    encoder = get_encoder("crystens")
+    dataset = load_dataset(data, max_sites=encoder.max_sites, progress=True)
+    if len(dataset) == 0:
+        raise click.ClickException(f"{data}: no usable structures ({dataset.skipped})")
+    click.echo(f"{data}: {len(dataset)} structures ({dataset.skipped})")
+    model = get_generator(generator, preset=preset, **settings)
+    tensors = encoder.encode_batch(dataset.structures, dataset.spacegroups)
+    started = time.perf_counter()
+    model.fit(tensors, steps=steps, encoder_config=encoder.get_config(), checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit)
+    model.save_pretrained(run_dir / "model")
+    record = {
+        "generator": generator,
+        "preset": preset,
+        "settings": model.get_config(),
+        "data": data,
+        "n_train": len(dataset),
+        "skipped": dataset.skipped.as_dict(),
+        "steps": model.step_,
+        "seconds_this_run": time.perf_counter() - started,
+        "history": model.history_,
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    click.echo(f"trained {generator} to step {model.step_}; model in {run_dir / 'model'}")
+    return model, dataset
+
+
+def _sample(model: Any, n: int, seed: int, decoder_name: str, folder: Path) -> tuple[Any, list]:
+    import numpy as np
+
+    from crystens_core.plugins import get_decoder
+
+    decoder = get_decoder(decoder_name)
+    tensors = model.sample(n, seed=seed, progress=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "tensors.npy", tensors)
+    results = decoder.decode_batch(tensors, progress=True)
+    summary = write_decoded(folder, [f"{i:06d}" for i in range(n)], results, {"generator": getattr(model, "name", ""), "seed": seed, "decoder": decoder_name, "decoder_config": _config_of(decoder)})
+    _echo_decoded(summary, folder)
+    return tensors, results
+
+
+_train_options = [
+    click.option("--generator", required=True, help="Generator name (see `crystens plugins`)."),
+    click.option("--data", default="mp20-sample", show_default=True, help="Training data: named dataset, CSV or CIF folder."),
+    click.option("--preset", default="small", show_default=True, help="small (CPU minutes) or paper."),
+    click.option("--steps", type=int, default=None, help="Total training steps (default: the preset's)."),
+    click.option("--batch-size", type=int, default=None),
+    click.option("--seed", type=int, default=None),
+    click.option("--option", "options", multiple=True, help="Generator setting KEY=VALUE (repeatable)."),
+    click.option("--time-limit", type=float, default=None, help="Stop training after this many seconds (a checkpoint is written)."),
+    click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the run folder's last checkpoint."),
+]
+
+
+def _with_train_options(function):
+    for option in reversed(_train_options):
+        function = option(function)
+    return function
+
+
+@main.command()
+@_with_train_options
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+def train(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, run_dir):
+    """Train a generator; rerunning the same command resumes from the last checkpoint."""
+    try:
+        _train(generator, data, Path(run_dir), preset, steps, batch_size, seed, options, time_limit, resume)
+    except (CrystensError, ValueError, ImportError) as exc:
+        raise _fail(exc) from exc
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-n", "count", type=int, default=100, show_default=True, help="Number of tensors to generate.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for tensors.npy, the CIFs and summary.json.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--decoder", default="auto", show_default=True)
+def sample(run_dir, count, output, seed, decoder):
+    """Generate COUNT crystals with the model of RUN_DIR (or a pretrained folder)."""
+    from crystens_core.pretrained import load_generator
+
+    folder = Path(run_dir) / "model" if (Path(run_dir) / "model").is_dir() else Path(run_dir)
+    try:
+        model = load_generator(folder)
+        _sample(model, count, seed, decoder, Path(output))
+    except (CrystensError, ValueError, ImportError) as exc:
+        raise _fail(exc) from exc
+
+
+@main.command()
+@_with_train_options
+@click.option("--metric", "metrics", multiple=True, default=("self-consistency", "ks"), show_default=True, help="Metric name (repeatable).")
+@click.option("--samples", type=int, default=1000, show_default=True, help="Crystals to generate and evaluate.")
+@click.option("--decoder", default="auto", show_default=True)
+@click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
+def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, metrics, samples, decoder, output):
+    """Train, sample, decode and evaluate in one go; writes metrics.json and report.md."""
+    from crystens_core.plugins import get_metric
+
+    folder = Path(output or Path("runs") / generator)
+    try:
+        instances = {name: get_metric(name) for name in metrics}
+        model, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
+        tensors, results = _sample(model, samples, 0 if seed is None else seed, decoder, folder / "samples")
+    except (CrystensError, ValueError, ImportError) as exc:
+        raise _fail(exc) from exc
+    structures = [r.structure for r in results if r.ok]
+    inputs = {"tensors": tensors, "structures": structures, "reference": dataset.structures}
+    figures = {}
+    for name, metric in instances.items():
+        try:
+            figures[name] = metric.compute(**{k: inputs[k] for k in metric.requires})
+        except Exception as exc:  # one failing metric must not lose the others
+            figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    report = {"generator": generator, "preset": preset, "data": data, "steps": model.step_, "samples": samples, "decoded": len(structures), "decoder": decoder, "metrics": figures}
+    (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    (folder / "report.md").write_text(_markdown_report(report))
+    click.echo(f"report: {folder / 'report.md'}")
+
+
+def _markdown_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"# crystens run: {report['generator']}",
+        "",
+        f"Trained on `{report['data']}` with the `{report['preset']}` preset for {report['steps']} steps; "
+        f"{report['decoded']} of {report['samples']} generated tensors decoded (`{report['decoder']}` decoder).",
+        "",
+    ]
+    for name, values in report["metrics"].items():
+        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |" for key, value in values.items()]
+        lines.append("")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

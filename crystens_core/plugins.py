@@ -242,3 +242,14 @@ def get_metric(name: str, **config: Any) -> Any:
 def get_layer(name: str, **config: Any) -> Any:
     """A new layer instance; raises :class:`UnknownComponentError` for unknown names."""
     return _REGISTRY.create("layer", name, **config)
+
+
+def require(*modules: str, extra: str, what: str) -> None:
+    """Raise :class:`MissingDependencyError` naming the extra to install when a module is missing."""
+    import importlib.util
+
+    from crystens_core.errors import MissingDependencyError
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(module, extra, what)

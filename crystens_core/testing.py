@@ -1,4 +1,4 @@
-"""A conformance suite every encoder, decoder, metric or layer plugin can run on itself.
+"""A conformance suite every encoder, decoder, generator, metric or layer plugin can run on itself.
 
 Like scikit-learn's ``parametrize_with_checks``::
 
@@ -269,18 +269,79 @@ def check_layer_in_encoder(layer: Any) -> None:
 LAYER_CHECKS: tuple[Check, ...] = (check_layer_channel, check_layer_in_encoder)
 
 
+# -- generators -------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def sample_tensors() -> np.ndarray:
+    """Raw tensors of 16 real mp20-sample structures (space groups from the data)."""
+    from crystens_core.data import load_dataset
+
+    data = load_dataset("mp20-sample").subset(range(16))
+    return _reference_encoder().encode_batch(data.structures, data.spacegroups)
+
+
+def _fitted(generator: Any) -> Any:
+    if getattr(generator, "_conformance_fitted", False):
+        return generator
+    result = generator.fit(sample_tensors(), steps=2, progress=False)
+    assert result is generator, "fit() must return self"
+    generator._conformance_fitted = True
+    return generator
+
+
+def check_generator_config(generator: Any) -> None:
+    _assert_json_config(generator)
+
+
+def check_generator_samples_raw_tensors(generator: Any) -> None:
+    _fitted(generator)
+    tensors = generator.sample(3, seed=1)
+    assert tensors.shape == (3,) + sample_tensors().shape[1:], f"sample shape {tensors.shape}"
+    assert tensors.dtype == np.float32 and np.isfinite(tensors).all(), "samples must be finite float32"
+    np.testing.assert_array_equal(tensors, generator.sample(3, seed=1), err_msg="the same seed must give the same samples")
+    assert not np.array_equal(tensors, generator.sample(3, seed=2)), "different seeds must give different samples"
+    fields = layout.field_index_map(tensors.shape[1], tensors.shape[2])
+    assert not tensors[:, fields < 0].any(), "entries that are zero in the layout must be zero"
+
+
+def check_generator_save_and_load(generator: Any) -> None:
+    import tempfile
+
+    _fitted(generator)
+    with tempfile.TemporaryDirectory() as folder:
+        generator.save_pretrained(folder)
+        loaded = type(generator).from_pretrained(folder)
+        np.testing.assert_array_equal(loaded.sample(2, seed=5), generator.sample(2, seed=5), err_msg="a loaded model must sample identically")
+
+
+def check_generator_rejects_bad_folders(generator: Any) -> None:
+    import tempfile
+
+    from crystens_core.pretrained import PretrainedError
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            type(generator).from_pretrained(folder)
+        except PretrainedError as exc:
+            assert "missing" in str(exc), f"the error should say what is missing: {exc}"
+        else:
+            raise AssertionError("from_pretrained on an empty folder must raise PretrainedError")
+
+
+GENERATOR_CHECKS: tuple[Check, ...] = (check_generator_config, check_generator_samples_raw_tensors, check_generator_save_and_load, check_generator_rejects_bad_folders)
+
+
 # -- parametrisation --------------------------------------------------------------------
 def checks_for(component: Any, kind: str | None = None) -> tuple[Check, ...]:
     """The checks that apply to ``component`` (its kind guessed from its methods if not given)."""
     kind = kind or _guess_kind(component)
-    return {"encoder": ENCODER_CHECKS, "decoder": DECODER_CHECKS, "metric": METRIC_CHECKS, "layer": LAYER_CHECKS}[kind]
+    return {"encoder": ENCODER_CHECKS, "decoder": DECODER_CHECKS, "metric": METRIC_CHECKS, "layer": LAYER_CHECKS, "generator": GENERATOR_CHECKS}[kind]
 
 
 def _guess_kind(component: Any) -> str:
-    for kind, method in (("encoder", "encode_batch"), ("decoder", "decode"), ("metric", "compute"), ("layer", "channel")):
+    for kind, method in (("encoder", "encode_batch"), ("decoder", "decode"), ("metric", "compute"), ("layer", "channel"), ("generator", "sample")):
         if callable(getattr(component, method, None)):
             return kind
-    raise TypeError(f"{type(component).__name__} is not an encoder, decoder, metric or layer")
+    raise TypeError(f"{type(component).__name__} is not an encoder, decoder, metric, layer or generator")
 
 
 def parametrize_with_checks(components: Sequence[Any]):

@@ -1,0 +1,1 @@
+"""Vanilla GAN generator (built-in plugin, generator name ``gan``); needs ``crystens[torch]``."""

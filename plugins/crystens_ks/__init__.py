@@ -1,0 +1,1 @@
+"""Kolmogorov–Smirnov distances between generated and reference crystals (metric ``ks``)."""

@@ -1,0 +1,372 @@
+"""`TorchGenerator`: the generator contract implemented once for torch models.
+
+Subclasses define the networks (:meth:`build`), one optimisation step
+(:meth:`train_step`) and sampling in scaled space (:meth:`generate`); this class
+does the rest: presets, the scaler, the training loop with a progress bar,
+Accelerate (one process on this CPU, DDP across GPUs or nodes with ``accelerate
+launch``), mixed precision on GPU, atomic checkpoints that resume exactly, and
+``save_pretrained`` / ``from_pretrained`` as JSON + safetensors.
+
+Training is reproducible by construction: the batch indices and the random
+numbers of step ``t`` come from a generator seeded with ``(seed, t, process)``, so
+a run resumed from the checkpoint of step ``t`` continues exactly as the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from crystens_core import __version__, layout
+from crystens_core.pretrained import CONFIG_NAME, FORMAT, WEIGHTS_NAME, PretrainedError, read_pretrained_config, write_json_atomic
+from crystens_core.scaler import FieldScaler
+from crystens_torch import state as state_io
+
+LATEST = "latest"
+OPTIMIZER_NAME = "optimizer.safetensors"
+TRAINER_NAME = "trainer.json"
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → cuda, then mps, then cpu; anything else is returned as given."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def step_generator(seed: int, step: int, process: int = 0, device: str = "cpu") -> torch.Generator:
+    """The random-number generator of one training step (reproducible across resumes)."""
+    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + step) * 1_009 + process)
+
+
+class TorchGenerator:
+    """Base class of the torch generators.
+
+    Args:
+        preset: "small" (learns something visible in minutes on a 2-core CPU) or
+            "paper" (the paper's sizes and hyperparameters).
+        **settings: any value of the preset to override (see ``PRESETS`` of the subclass),
+            and the common ``batch_size``, ``steps``, ``checkpoint_every`` (steps),
+            ``seed``, ``device`` ("auto", "cpu", "cuda", …) and ``mixed_precision``
+            ("auto": bf16/fp16 on CUDA, none elsewhere; or "no", "fp16", "bf16").
+    """
+
+    #: Registered generator name and the entry-point name of its plugin.
+    name: ClassVar[str] = ""
+    plugin: ClassVar[str] = ""
+    #: Preset name → settings (each subclass defines both "small" and "paper").
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "mixed_precision": "auto", "checkpoint_every": 100, "keep_checkpoints": 2}
+    #: The scaled range the networks produce.
+    feature_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(self, preset: str = "small", **settings: Any):
+        if preset not in self.PRESETS:
+            raise ValueError(f"{self.name}: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
+        known = set(self.PRESETS[preset]) | set(self.COMMON)
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}")
+        self.preset = preset
+        self.overrides = dict(settings)
+        self.settings = {**self.COMMON, **self.PRESETS[preset], **settings}
+        self.step_ = 0
+        self.history_: list[dict[str, float]] = []
+        self.modules_: dict[str, torch.nn.Module] | None = None
+        self.scaler_: FieldScaler | None = None
+        self.encoder_config_: dict[str, Any] = {}
+
+    # -- to be defined by subclasses -------------------------------------------------------
+    def build(self, channels: int, size: int) -> dict[str, torch.nn.Module]:
+        """The networks for tensors of shape (channels, size, size)."""
+        raise NotImplementedError
+
+    def make_optimizers(self, modules: dict[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, batch: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
+        """One optimisation step on a scaled batch; returns named losses (detached)."""
+        raise NotImplementedError
+
+    def generate(self, count: int, rng: torch.Generator) -> torch.Tensor:
+        """``count`` scaled tensors (count, C, S, S) in ``feature_range``."""
+        raise NotImplementedError
+
+    # -- configuration ------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable."""
+        return {"preset": self.preset, **self.overrides}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        if self.scaler_ is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        return (self.scaler_.channels_, self.scaler_.size_, self.scaler_.size_)
+
+    def _ensure_built(self, channels: int, size: int) -> None:
+        if self.modules_ is None:
+            torch.manual_seed(self.settings["seed"])
+            self.modules_ = self.build(channels, size)
+            self.optimizers_ = self.make_optimizers(self.modules_)
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(
+        self,
+        tensors: np.ndarray,
+        *,
+        steps: int | None = None,
+        scaler: FieldScaler | None = None,
+        encoder_config: dict[str, Any] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = True,
+        progress: bool = True,
+        time_limit: float | None = None,
+    ) -> "TorchGenerator":
+        """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
+
+        Args:
+            tensors: raw CrysTens tensors in physical units (a memory map is fine).
+            steps: total optimisation steps to reach (default: the preset's ``steps``).
+            scaler: a fitted :class:`FieldScaler`; fitted on ``tensors`` when None.
+            encoder_config: the encoder settings, saved with the model.
+            checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
+            resume: continue from the latest checkpoint in ``checkpoint_dir``.
+            progress: show a progress bar with the losses and samples per second.
+            time_limit: stop (and checkpoint) after this many seconds of training.
+
+        Returns:
+            self
+        """
+        from accelerate import Accelerator
+
+        from crystens_core.progress import progress_bar
+
+        tensors = np.asarray(tensors) if not isinstance(tensors, np.ndarray) else tensors
+        if tensors.ndim != 4 or tensors.shape[2] != tensors.shape[3] or len(tensors) == 0:
+            raise ValueError(f"fit needs raw tensors of shape (N, C, S, S), got {tensors.shape}")
+        total = int(steps if steps is not None else self.settings["steps"])
+        checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        if checkpoint_dir and resume and latest_checkpoint(checkpoint_dir):
+            self._load_checkpoint(latest_checkpoint(checkpoint_dir), tensors.shape[1:])
+        else:
+            if self.scaler_ is None:
+                self.scaler_ = scaler if scaler is not None else FieldScaler(self.feature_range).fit(tensors)
+            self.encoder_config_ = dict(encoder_config or self.encoder_config_)
+        if self.shape != tuple(tensors.shape[1:]):
+            raise ValueError(f"tensors have shape {tensors.shape[1:]}, the model was built for {self.shape}")
+        self._ensure_built(*self.shape[:2])
+
+        accelerator = Accelerator(cpu=resolve_device(self.settings["device"]) == "cpu", mixed_precision=self._mixed_precision())
+        names = list(self.modules_) + list(self.optimizers_)
+        prepared = accelerator.prepare(*self.modules_.values(), *self.optimizers_.values())
+        prepared = prepared if isinstance(prepared, tuple) else (prepared,)
+        raw_modules, raw_optimizers = self.modules_, self.optimizers_
+        self.modules_ = dict(zip(names[: len(raw_modules)], prepared[: len(raw_modules)]))
+        self.optimizers_ = dict(zip(names[len(raw_modules) :], prepared[len(raw_modules) :]))
+        self.accelerator_ = accelerator
+        batch_size = int(self.settings["batch_size"])
+        first_step, started = self.step_, time.perf_counter()
+        try:
+            bar = progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress and accelerator.is_main_process)
+            with bar:
+                while self.step_ < total:
+                    rng = step_generator(self.settings["seed"], self.step_, accelerator.process_index)
+                    indices = torch.randint(len(tensors), (batch_size,), generator=rng).numpy()
+                    raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
+                    batch = torch.from_numpy(self.scaler_.scale(raw)).to(accelerator.device)
+                    losses = self.train_step(batch, rng)
+                    self.step_ += 1
+                    record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}
+                    self.history_.append(record)
+                    elapsed = time.perf_counter() - started
+                    throughput = (self.step_ - first_step) * batch_size * accelerator.num_processes / max(elapsed, 1e-9)
+                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
+                    bar.update(1)
+                    out_of_time = time_limit is not None and elapsed >= time_limit
+                    if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
+                        self._save_checkpoint(checkpoint_dir)
+                    if out_of_time:
+                        break
+        finally:
+            self.modules_ = {k: accelerator.unwrap_model(m) for k, m in self.modules_.items()}
+            self.optimizers_ = {k: getattr(o, "optimizer", o) for k, o in self.optimizers_.items()}
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    def _mixed_precision(self) -> str:
+        choice = self.settings["mixed_precision"]
+        if choice != "auto":
+            return choice
+        if resolve_device(self.settings["device"]) != "cuda":
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+    # -- sampling -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int = 0, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """``n`` raw tensors (n, C, S, S) in physical units, ready for a decoder.
+
+        Entries that are zero by construction in the layout are set to zero.
+        """
+        from crystens_core.progress import progress_bar
+
+        if self.modules_ is None or self.scaler_ is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() or from_pretrained() first")
+        device = resolve_device(self.settings["device"])
+        for module in self.modules_.values():
+            module.to(device).eval()
+        batch_size = int(batch_size or max(self.settings["batch_size"], 64))
+        channels, size, _ = self.shape
+        structural_zero = torch.from_numpy(layout.field_index_map(channels, size) < 0)
+        low, high = self.feature_range
+        chunks = []
+        with progress_bar(total=n, desc=f"sample {self.name}", unit="tensor", enable=progress) as bar:
+            for start in range(0, n, batch_size):
+                count = min(batch_size, n - start)
+                scaled = self.generate(count, step_generator(seed, start, 0, device)).float().clamp(low, high).cpu()
+                raw = torch.from_numpy(self.scaler_.unscale(scaled.numpy()))
+                chunks.append(raw.masked_fill(structural_zero, 0.0).numpy())
+                bar.update(count)
+        for module in self.modules_.values():
+            module.train()
+        return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _record(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "plugin": self.plugin,
+            "generator": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "crystens_version": __version__,
+            "arguments": self.get_config(),
+            "shape": list(self.shape),
+            "scaler": self.scaler_.to_dict(),
+            "encoder": self.encoder_config_,
+            "trained_steps": self.step_,
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``crystens.json`` and ``model.safetensors`` to ``directory`` (created)."""
+        from safetensors.torch import save_file
+
+        if self.modules_ is None:
+            raise RuntimeError(f"{self.name} is not fitted; nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(state_io.modules_state(self.modules_), str(directory / (WEIGHTS_NAME + ".tmp")))
+        os.replace(directory / (WEIGHTS_NAME + ".tmp"), directory / WEIGHTS_NAME)
+        write_json_atomic(directory / CONFIG_NAME, self._record())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "TorchGenerator":
+        """Load a folder written by :meth:`save_pretrained` (or a checkpoint folder).
+
+        Args:
+            directory: the folder.
+            **overrides: settings to change, e.g. ``device="cpu"``.
+
+        Raises:
+            PretrainedError: missing files, another plugin's or class's folder, or
+                weights whose names or shapes do not fit the model.
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        record = read_pretrained_config(directory, expected_class=f"{cls.__module__}.{cls.__qualname__}", expected_plugin=cls.plugin)
+        generator = cls(**{**record["arguments"], **overrides})
+        generator._restore(record, directory)
+        try:
+            weights = load_file(str(directory / WEIGHTS_NAME))
+        except Exception as exc:
+            raise PretrainedError(f"{directory / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from exc
+        state_io.load_modules_state(generator.modules_, weights, str(directory / WEIGHTS_NAME))
+        return generator
+
+    def _restore(self, record: dict[str, Any], directory: Path) -> None:
+        try:
+            self.scaler_ = FieldScaler.from_dict(record["scaler"])
+            channels, size, _ = (int(v) for v in record["shape"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PretrainedError(f"{directory / CONFIG_NAME}: bad scaler or shape ({exc})") from exc
+        if self.shape != (channels, size, size):
+            raise PretrainedError(f"{directory / CONFIG_NAME}: shape {record['shape']} does not match its scaler {list(self.shape)}")
+        self.encoder_config_ = record.get("encoder", {})
+        self.step_ = int(record.get("trained_steps", 0))
+        self._ensure_built(channels, size)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save_checkpoint(self, root: Path) -> Path:
+        """Write ``root/step-XXXXXXXX`` atomically, point ``root/latest`` at it, prune old ones."""
+        from safetensors.torch import save_file
+
+        accelerator = getattr(self, "accelerator_", None)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+            if not accelerator.is_main_process:
+                return root
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"step-{self.step_:08d}"
+        temporary = root / f".step-{self.step_:08d}.tmp"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        unwrap = accelerator.unwrap_model if accelerator is not None else (lambda m: m)
+        save_file(state_io.modules_state({k: unwrap(m) for k, m in self.modules_.items()}), str(temporary / WEIGHTS_NAME))
+        optimizer_tensors, optimizer_plain = {}, {}
+        for name, optimizer in self.optimizers_.items():
+            tensors, plain = state_io.optimizer_state(name, getattr(optimizer, "optimizer", optimizer))
+            optimizer_tensors.update(tensors)
+            optimizer_plain[name] = plain
+        save_file(optimizer_tensors, str(temporary / OPTIMIZER_NAME))
+        (temporary / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_, "optimizers": optimizer_plain}))
+        (temporary / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temporary, final)
+        write_json_atomic(root / LATEST, {"checkpoint": final.name, "step": self.step_})
+        for old in sorted(root.glob("step-*"))[: -int(self.settings["keep_checkpoints"])]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
+        from safetensors.torch import load_file
+
+        record = read_pretrained_config(directory, expected_class=f"{type(self).__module__}.{type(self).__qualname__}", expected_plugin=self.plugin)
+        if tuple(record.get("shape", ())) != tuple(shape):
+            raise PretrainedError(f"{directory}: checkpoint is for tensors of shape {tuple(record.get('shape', ()))}, the data has {tuple(shape)}")
+        if record["arguments"] != self.get_config():
+            raise PretrainedError(f"{directory}: checkpoint was trained with {record['arguments']}, this generator has {self.get_config()}")
+        trainer_path, optimizer_path = directory / TRAINER_NAME, directory / OPTIMIZER_NAME
+        if not trainer_path.is_file() or not optimizer_path.is_file():
+            raise PretrainedError(f"{directory}: missing {TRAINER_NAME} or {OPTIMIZER_NAME} (not a training checkpoint)")
+        self._restore(record, directory)
+        state_io.load_modules_state(self.modules_, load_file(str(directory / WEIGHTS_NAME)), str(directory / WEIGHTS_NAME))
+        trainer = json.loads(trainer_path.read_text())
+        optimizer_tensors = load_file(str(optimizer_path))
+        for name, optimizer in self.optimizers_.items():
+            state_io.load_optimizer_state(name, optimizer, optimizer_tensors, trainer["optimizers"][name])
+        self.step_ = int(trainer["step"])
+        self.history_ = list(trainer["history"])
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The checkpoint folder ``root/latest`` points at, or None."""
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    target = Path(root) / json.loads(pointer.read_text())["checkpoint"]
+    if not target.is_dir():
+        raise PretrainedError(f"{pointer} points at {target.name}, which does not exist")
+    return target

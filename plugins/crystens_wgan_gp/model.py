@@ -1,0 +1,64 @@
+"""WGAN-GP in torch: linear critic with layer norm, Wasserstein loss, gradient penalty."""
+
+from __future__ import annotations
+
+import torch
+
+from crystens_torch.generator import TorchGenerator
+from crystens_torch.networks import ConvDiscriminator, ConvGenerator
+
+
+class WGANGP(TorchGenerator):
+    """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017).
+
+    Each step trains the critic ``critic_steps`` times (on the same real batch with
+    fresh latents, as the Keras WGAN-GP the authors adapted) and the generator once.
+    Presets: ``paper`` — λ = 10, 5 critic steps, Adam(1e-4, β = (0, 0.9)), batch 64,
+    width 64; ``small`` — the same loss settings with width 16, batch 32, 300 steps.
+    """
+
+    name = "wgan-gp"
+    plugin = "crystens_wgan_gp"
+    PRESETS = {
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 300},
+        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64},
+    }
+
+    def build(self, channels, size):
+        s = self.settings
+        return {"generator": ConvGenerator(s["latent_dim"], channels, size, s["width"]), "critic": ConvDiscriminator(channels, size, s["width"], norm="layer")}
+
+    def make_optimizers(self, modules):
+        s = self.settings
+        return {name: torch.optim.Adam(module.parameters(), lr=s["lr"], betas=tuple(s["betas"])) for name, module in modules.items()}
+
+    def generate(self, count, rng):
+        latent = torch.randn(count, self.settings["latent_dim"], generator=rng, device=rng.device)
+        device = next(self.modules_["generator"].parameters()).device
+        return self.modules_["generator"](latent.to(device))
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """E[(‖∇ critic(x̂)‖ − 1)²] on random interpolates x̂ of real and fake."""
+        weight = torch.rand(real.shape[0], 1, 1, 1, generator=rng).to(real.device)
+        mixed = (weight * real + (1 - weight) * fake).requires_grad_(True)
+        (gradient,) = torch.autograd.grad(self.modules_["critic"](mixed).sum(), mixed, create_graph=True)
+        return ((gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+    def train_step(self, batch, rng):
+        generator, critic = self.modules_["generator"], self.modules_["critic"]
+        optimizer_g, optimizer_c = self.optimizers_["generator"], self.optimizers_["critic"]
+        n, s = batch.shape[0], self.settings
+        for _ in range(s["critic_steps"]):
+            with torch.no_grad():
+                fake = generator(torch.randn(n, s["latent_dim"], generator=rng).to(batch.device))
+            penalty = self.gradient_penalty(batch, fake, rng)
+            scores = critic(torch.cat([fake, batch]))  # one pass over fakes, then reals
+            loss_c = scores[:n].mean() - scores[n:].mean() + s["gp_weight"] * penalty
+            optimizer_c.zero_grad(set_to_none=True)
+            self.accelerator_.backward(loss_c)
+            optimizer_c.step()
+        loss_g = -critic(generator(torch.randn(n, s["latent_dim"], generator=rng).to(batch.device))).mean()
+        optimizer_g.zero_grad(set_to_none=True)
+        self.accelerator_.backward(loss_g)
+        optimizer_g.step()
+        return {"loss_critic": loss_c.detach(), "loss_g": loss_g.detach(), "gradient_penalty": penalty.detach()}
