@@ -71,13 +71,26 @@ def read_pretrained_config(directory: str | Path, *, expected_class: str | None 
     return record
 
 
-def load_generator(directory: str | Path):
-    """Load any pretrained generator folder with the plugin that wrote it."""
+def load_generator(directory: str | Path, **overrides: Any):
+    """Load any pretrained generator folder with the plugin that wrote it.
+
+    The class named in ``crystens.json`` is imported only from the package of the
+    plugin that registers the recorded generator name, never from elsewhere.
+    """
+    import importlib
+
     from crystens_core.plugins import registry
 
     record = read_pretrained_config(directory)
     component = registry().component("generator", record["generator"])
     factory = component.factory
     if not hasattr(factory, "from_pretrained"):
-        raise PretrainedError(f"generator {record['generator']!r} cannot load pretrained folders")
-    return factory.from_pretrained(directory)
+        plugin_module = registry().manager.get_plugin(component.plugin)
+        package = getattr(plugin_module, "__name__", "").split(".")[0]
+        module_name, _, class_name = record["class"].rpartition(".")
+        if not package or module_name.split(".")[0] != package:
+            raise PretrainedError(f"{directory}: class {record['class']!r} is not part of plugin {component.plugin!r}")
+        factory = getattr(importlib.import_module(module_name), class_name, None)
+        if factory is None or not hasattr(factory, "from_pretrained"):
+            raise PretrainedError(f"{directory}: {record['class']!r} cannot load pretrained folders")
+    return factory.from_pretrained(directory, **overrides)

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from crystens_torch.generator import TorchGenerator
-from crystens_torch.networks import ConvDiscriminator, ConvGenerator
+from crystens_torch.networks import ConvDiscriminator, ConvGenerator, annealed, instance_noise
 
 
 class VanillaGAN(TorchGenerator):
@@ -20,8 +20,8 @@ class VanillaGAN(TorchGenerator):
     name = "gan"
     plugin = "crystens_gan"
     PRESETS = {
-        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 2e-4, "betas": [0.5, 0.999], "steps": 400},
-        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64},
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 2e-4, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None},
+        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None},
     }
 
     def build(self, channels, size):
@@ -30,7 +30,8 @@ class VanillaGAN(TorchGenerator):
 
     def make_optimizers(self, modules):
         s = self.settings
-        return {name: torch.optim.Adam(module.parameters(), lr=s["lr"], betas=tuple(s["betas"])) for name, module in modules.items()}
+        lr = {"generator": s["lr"], "discriminator": s["lr_discriminator"] if s["lr_discriminator"] is not None else s["lr"]}
+        return {name: torch.optim.Adam(module.parameters(), lr=lr[name], betas=tuple(s["betas"])) for name, module in modules.items()}
 
     def generate(self, count, rng):
         latent = torch.randn(count, self.settings["latent_dim"], generator=rng, device=rng.device)
@@ -40,18 +41,20 @@ class VanillaGAN(TorchGenerator):
     def train_step(self, batch, rng):
         generator, discriminator = self.modules_["generator"], self.modules_["discriminator"]
         optimizer_g, optimizer_d = self.optimizers_["generator"], self.optimizers_["discriminator"]
-        n = batch.shape[0]
+        n, s = batch.shape[0], self.settings
+        sigma = annealed(s["instance_noise"], self.step_, s["steps"])
         latent = torch.randn(n, self.settings["latent_dim"], generator=rng).to(batch.device)
         fake = generator(latent)
         # Discriminator: real → 1, fake → 0 (one forward pass over both halves).
-        logits = discriminator(torch.cat([batch, fake.detach()]))
-        targets = torch.cat([torch.ones(n, device=batch.device), torch.zeros(n, device=batch.device)])
+        logits = discriminator(instance_noise(torch.cat([batch, fake.detach()]), sigma, rng))
+        real_target = 1.0 - s["label_smoothing"]  # one-sided: fakes keep target 0
+        targets = torch.cat([torch.full((n,), real_target, device=batch.device), torch.zeros(n, device=batch.device)])
         loss_d = F.binary_cross_entropy_with_logits(logits, targets)
         optimizer_d.zero_grad(set_to_none=True)
         self.accelerator_.backward(loss_d)
         optimizer_d.step()
         # Generator: make the discriminator call fakes real.
-        loss_g = F.binary_cross_entropy_with_logits(discriminator(fake), torch.ones(n, device=batch.device))
+        loss_g = F.binary_cross_entropy_with_logits(discriminator(instance_noise(fake, sigma, rng)), torch.ones(n, device=batch.device))
         optimizer_g.zero_grad(set_to_none=True)
         self.accelerator_.backward(loss_g)
         optimizer_g.step()

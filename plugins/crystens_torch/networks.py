@@ -71,3 +71,20 @@ class ConvDiscriminator(nn.Module):
         if pad:
             tensors = F.pad(tensors, (0, pad, 0, pad))
         return self.head(self.features(tensors).flatten(1)).squeeze(1)
+
+
+def annealed(start: float, step: int, steps: int) -> float:
+    """``start`` decayed linearly to 0 over ``steps`` steps (0 from step ``steps`` on)."""
+    if start <= 0 or steps <= 0:
+        return 0.0
+    return float(start) * max(0.0, 1.0 - step / steps)
+
+
+def instance_noise(tensors: torch.Tensor, sigma: float, rng: torch.Generator) -> torch.Tensor:
+    """``tensors`` plus Gaussian noise of standard deviation ``sigma`` drawn from ``rng``
+    (Sønderby et al. 2017; Arjovsky & Bottou 2017): it blurs features that tell real
+    from generated tensors trivially, such as the exact zeros of the padding, which a
+    sigmoid output never reaches. ``sigma == 0`` returns ``tensors`` and draws nothing."""
+    if sigma <= 0:
+        return tensors
+    return tensors + sigma * torch.randn(tensors.shape, generator=rng).to(device=tensors.device, dtype=tensors.dtype)

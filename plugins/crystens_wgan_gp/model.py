@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from crystens_torch.generator import TorchGenerator
-from crystens_torch.networks import ConvDiscriminator, ConvGenerator
+from crystens_torch.networks import ConvDiscriminator, ConvGenerator, annealed, instance_noise
 
 
 class WGANGP(TorchGenerator):
@@ -20,8 +20,8 @@ class WGANGP(TorchGenerator):
     name = "wgan-gp"
     plugin = "crystens_wgan_gp"
     PRESETS = {
-        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 300},
-        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64},
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 300, "instance_noise": 0.0, "lr_critic": None},
+        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64, "instance_noise": 0.0, "lr_critic": None},
     }
 
     def build(self, channels, size):
@@ -30,7 +30,8 @@ class WGANGP(TorchGenerator):
 
     def make_optimizers(self, modules):
         s = self.settings
-        return {name: torch.optim.Adam(module.parameters(), lr=s["lr"], betas=tuple(s["betas"])) for name, module in modules.items()}
+        lr = {"generator": s["lr"], "critic": s["lr_critic"] if s["lr_critic"] is not None else s["lr"]}
+        return {name: torch.optim.Adam(module.parameters(), lr=lr[name], betas=tuple(s["betas"])) for name, module in modules.items()}
 
     def generate(self, count, rng):
         latent = torch.randn(count, self.settings["latent_dim"], generator=rng, device=rng.device)
@@ -48,16 +49,19 @@ class WGANGP(TorchGenerator):
         generator, critic = self.modules_["generator"], self.modules_["critic"]
         optimizer_g, optimizer_c = self.optimizers_["generator"], self.optimizers_["critic"]
         n, s = batch.shape[0], self.settings
+        sigma = annealed(s["instance_noise"], self.step_, s["steps"])
         for _ in range(s["critic_steps"]):
             with torch.no_grad():
                 fake = generator(torch.randn(n, s["latent_dim"], generator=rng).to(batch.device))
-            penalty = self.gradient_penalty(batch, fake, rng)
-            scores = critic(torch.cat([fake, batch]))  # one pass over fakes, then reals
+            real = instance_noise(batch, sigma, rng)
+            fake = instance_noise(fake, sigma, rng)
+            penalty = self.gradient_penalty(real, fake, rng)
+            scores = critic(torch.cat([fake, real]))  # one pass over fakes, then reals
             loss_c = scores[:n].mean() - scores[n:].mean() + s["gp_weight"] * penalty
             optimizer_c.zero_grad(set_to_none=True)
             self.accelerator_.backward(loss_c)
             optimizer_c.step()
-        loss_g = -critic(generator(torch.randn(n, s["latent_dim"], generator=rng).to(batch.device))).mean()
+        loss_g = -critic(instance_noise(generator(torch.randn(n, s["latent_dim"], generator=rng).to(batch.device)), sigma, rng)).mean()
         optimizer_g.zero_grad(set_to_none=True)
         self.accelerator_.backward(loss_g)
         optimizer_g.step()
