@@ -20,8 +20,8 @@ class VanillaGAN(TorchGenerator):
     name = "gan"
     plugin = "crystens_gan"
     PRESETS = {
-        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 2e-4, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None},
-        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None},
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 2e-4, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
+        "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
     }
 
     def build(self, channels, size):
@@ -54,7 +54,11 @@ class VanillaGAN(TorchGenerator):
         self.accelerator_.backward(loss_d)
         optimizer_d.step()
         # Generator: make the discriminator call fakes real.
-        loss_g = F.binary_cross_entropy_with_logits(discriminator(instance_noise(fake, sigma, rng)), torch.ones(n, device=batch.device))
+        if s["joint_generator_pass"]:  # batch norm sees the same real/fake mix as in the discriminator step
+            fake_logits = discriminator(instance_noise(torch.cat([batch, fake]), sigma, rng))[n:]
+        else:
+            fake_logits = discriminator(instance_noise(fake, sigma, rng))
+        loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones(n, device=batch.device))
         optimizer_g.zero_grad(set_to_none=True)
         self.accelerator_.backward(loss_g)
         optimizer_g.step()
