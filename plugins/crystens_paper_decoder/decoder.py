@@ -10,11 +10,20 @@ to that many atomic numbers and positions.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from crystens_core.decoding import TensorDecoder
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpools():
+    """One controller for the process: creating one per call costs ~2 ms."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def kmeans_snap(values: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -24,9 +33,8 @@ def kmeans_snap(values: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     if k == len(distinct):
         return values.copy()  # every value is its own centroid
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):  # tiny problems: threads only add contention
+    with _threadpools().limit(limits=1):  # tiny problems: threads only add contention
         model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(values.reshape(-1, 1))
     return model.cluster_centers_[model.labels_, 0]
 
