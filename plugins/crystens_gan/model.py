@@ -13,14 +13,39 @@ class VanillaGAN(TorchGenerator):
     """Generator and discriminator trained against each other with binary cross-entropy.
 
     Presets: ``paper`` — latent 128, Adam lr 1e-5 (β = 0.9, 0.999, Keras' defaults)
-    for both networks, batch 64, width 64; ``small`` — width 16, batch 32, Adam 2e-4
-    (β = 0.5, 0.999, the DCGAN setting), 400 steps: a few minutes on a 2-core CPU.
+    for both networks, batch 64, width 64, none of the stabilisers below; ``small`` —
+    width 16, batch 32, Adam (β = 0.5, 0.999, the DCGAN setting) with lr 1e-3 for the
+    generator and 2e-4 for the discriminator, instance noise 0.2, label smoothing 0.1,
+    joint generator pass, 400 steps: about a minute on a 2-core CPU, after which the
+    K-S statistics of the decoded samples are clearly lower than the untrained
+    network's (ks_mean ≈ 0.64–0.66 against 0.84 on mp20-sample).
+
+    Settings beyond the paper's (all off in ``paper``):
+        instance_noise: σ of Gaussian noise added to every tensor the discriminator
+            sees, real and generated, in both the discriminator and the generator
+            step, annealed linearly from σ to 0 over the preset's ``steps`` (a fit
+            that runs longer trains on without noise). Real tensors hold exact zeros
+            in the padding that a sigmoid output never reaches; the noise keeps that
+            from being a perfect tell early on. 0 = off.
+        label_smoothing: one-sided label smoothing; the discriminator's target for
+            real tensors is ``1 − label_smoothing`` (fakes keep 0). 0 = off.
+        lr_discriminator: the discriminator's learning rate; None = ``lr`` (then
+            ``lr`` is the generator's only). A faster generator than discriminator
+            (two-time-scale rule, here reversed because the discriminator wins easily)
+            keeps the discriminator loss off 0 on the small preset.
+        joint_generator_pass: in the generator step, pass the real batch and the
+            fakes through the discriminator together (as the discriminator step does)
+            and use the fakes' logits. With batch norm in the discriminator, a pass
+            over fakes alone normalises them with fake-only statistics, so the
+            generator is scored by a different function than the one just trained;
+            on the small preset both losses then drop to ~0 and nothing is learned.
+            False = the fakes alone (the paper preset's behaviour).
     """
 
     name = "gan"
     plugin = "crystens_gan"
     PRESETS = {
-        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 2e-4, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.2, "label_smoothing": 0.1, "lr_discriminator": 2e-4, "joint_generator_pass": True},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
     }
 

@@ -14,13 +14,27 @@ class WGANGP(TorchGenerator):
     Each step trains the critic ``critic_steps`` times (on the same real batch with
     fresh latents, as the Keras WGAN-GP the authors adapted) and the generator once.
     Presets: ``paper`` — λ = 10, 5 critic steps, Adam(1e-4, β = (0, 0.9)), batch 64,
-    width 64; ``small`` — the same loss settings with width 16, batch 32, 300 steps.
+    width 64; ``small`` — λ = 10 and the same β with width 16, batch 32, Adam lr 1e-3,
+    2 critic steps, 400 steps: about 1.5 minutes on a 2-core CPU, after which the K-S
+    statistics of the decoded samples are clearly lower than the untrained network's
+    (ks_mean ≈ 0.34–0.38 against 0.84 on mp20-sample). The small preset trades critic
+    steps for generator steps: on a CPU the generator's progress is the bottleneck
+    (with lr 1e-4 the critic gap stays near −60 after 300 steps), and with 2 critic
+    steps the critic still keeps up (gap shrinking to about −1, penalty ≈ 0.01),
+    while 5 critic steps at lr 1e-3 reach only 300 generator steps in 2.6 minutes
+    and a worse ks_mean (0.47).
+
+    Settings beyond the paper's (all off in ``paper``, and in ``small``):
+        instance_noise: σ of Gaussian noise added to the real and generated tensors
+            the critic sees (and to the fakes of the generator step), annealed
+            linearly from σ to 0 over the preset's ``steps``. 0 = off.
+        lr_critic: the critic's learning rate; None = ``lr``.
     """
 
     name = "wgan-gp"
     plugin = "crystens_wgan_gp"
     PRESETS = {
-        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 300, "instance_noise": 0.0, "lr_critic": None},
+        "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.0, 0.9], "critic_steps": 2, "gp_weight": 10.0, "steps": 400, "instance_noise": 0.0, "lr_critic": None},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64, "instance_noise": 0.0, "lr_critic": None},
     }
 
