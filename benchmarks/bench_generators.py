@@ -59,6 +59,11 @@ def bare_wgan_step(generator, critic, optimizer_g, optimizer_c, batch, latent_di
 
 
 BARE_STEPS = {"gan": bare_gan_step, "wgan-gp": bare_wgan_step}
+#: Settings that turn off the small presets' stabilisers (instance noise, smoothing, ...).
+PLAIN = {
+    "gan": {"lr": 2e-4, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
+    "wgan-gp": {"critic_steps": 5, "instance_noise": 0.0, "lr_critic": None},
+}
 
 
 def time_framework(name, settings, tensors, steps):
@@ -102,7 +107,8 @@ def main() -> None:
     rows = []
     decoder = get_decoder("auto")
     for name in ("gan", "wgan-gp"):
-        settings = {"width": args.width, "batch_size": args.batch_size, "device": "cpu"}
+        # The plain algorithms, so that the bare loops below do exactly the same work.
+        settings = {"width": args.width, "batch_size": args.batch_size, "device": "cpu", **PLAIN[name]}
         framework, bare = [], []
         for _ in range(args.repeats):
             seconds, model = time_framework(name, settings, tensors, args.steps)

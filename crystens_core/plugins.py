@@ -253,3 +253,22 @@ def require(*modules: str, extra: str, what: str) -> None:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(module, extra, what)
+
+
+def lazy_factory(target: str, *, requires: tuple[str, ...] = (), extra: str = "", what: str = "") -> Callable[..., Any]:
+    """A factory for ``register`` that imports ``"package.module:Class"`` only when called.
+
+    Plugins whose components need heavy libraries register this, so that loading
+    the plugin stays cheap and a missing library is reported as the extra to install.
+    """
+    module_name, _, class_name = target.partition(":")
+
+    def factory(**config: Any) -> Any:
+        import importlib
+
+        if requires:
+            require(*requires, extra=extra, what=what or target)
+        return getattr(importlib.import_module(module_name), class_name)(**config)
+
+    factory.__qualname__ = factory.__name__ = f"lazy_{class_name}"
+    return factory

@@ -59,12 +59,17 @@ class DecodeResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable record (no structure)."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen warns about noble gases when ordering a formula
+            formula = self.structure.composition.reduced_formula if self.ok else None
         return {
             "ok": self.ok,
             "reason": self.reason,
             "n_sites": self.n_sites,
             "spacegroup": self.spacegroup,
-            "formula": self.structure.composition.reduced_formula if self.ok else None,
+            "formula": formula,
             "merged_sites": self.merged_sites,
             "consistency": dict(self.consistency),
         }

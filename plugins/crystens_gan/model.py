@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from crystens_torch.generator import TorchGenerator
-from crystens_torch.networks import ConvDiscriminator, ConvGenerator, annealed, instance_noise
+from crystens_torch.adversarial import AdversarialGenerator
+from crystens_torch.networks import annealed, instance_noise
 
 
-class VanillaGAN(TorchGenerator):
+class VanillaGAN(AdversarialGenerator):
     """Generator and discriminator trained against each other with binary cross-entropy.
 
     Presets: ``paper`` — latent 128, Adam lr 1e-5 (β = 0.9, 0.999, Keras' defaults)
@@ -44,24 +44,12 @@ class VanillaGAN(TorchGenerator):
 
     name = "gan"
     plugin = "crystens_gan"
+    opponent = "discriminator"
+    opponent_norm = "batch"
     PRESETS = {
         "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.2, "label_smoothing": 0.1, "lr_discriminator": 2e-4, "joint_generator_pass": True},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
     }
-
-    def build(self, channels, size):
-        s = self.settings
-        return {"generator": ConvGenerator(s["latent_dim"], channels, size, s["width"]), "discriminator": ConvDiscriminator(channels, size, s["width"], norm="batch")}
-
-    def make_optimizers(self, modules):
-        s = self.settings
-        lr = {"generator": s["lr"], "discriminator": s["lr_discriminator"] if s["lr_discriminator"] is not None else s["lr"]}
-        return {name: torch.optim.Adam(module.parameters(), lr=lr[name], betas=tuple(s["betas"])) for name, module in modules.items()}
-
-    def generate(self, count, rng):
-        latent = torch.randn(count, self.settings["latent_dim"], generator=rng, device=rng.device)
-        device = next(self.modules_["generator"].parameters()).device
-        return self.modules_["generator"](latent.to(device))
 
     def train_step(self, batch, rng):
         generator, discriminator = self.modules_["generator"], self.modules_["discriminator"]

@@ -1,17 +1,10 @@
 """Registers the vanilla GAN (torch is imported only when the generator is created)."""
 
 from crystens_core import hookimpl
-
-
-def _create(**config):
-    from crystens_core.plugins import require
-
-    require("torch", "accelerate", "safetensors", extra="torch", what="generator gan")
-    from crystens_gan.model import VanillaGAN
-
-    return VanillaGAN(**config)
+from crystens_core.plugins import lazy_factory
 
 
 @hookimpl
 def crystens_register_generators(register):
-    register("gan", _create, description="Vanilla GAN, BCE loss, sigmoid discriminator (torch, 2-D convolutions)")
+    factory = lazy_factory("crystens_gan.model:VanillaGAN", requires=("torch", "accelerate", "safetensors"), extra="torch", what="generator 'gan'")
+    register("gan", factory, description="Vanilla GAN, BCE loss, sigmoid discriminator (torch, 2-D convolutions)")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from crystens_torch.generator import TorchGenerator
-from crystens_torch.networks import ConvDiscriminator, ConvGenerator, annealed, instance_noise
+from crystens_torch.adversarial import AdversarialGenerator
+from crystens_torch.networks import annealed, instance_noise
 
 
-class WGANGP(TorchGenerator):
+class WGANGP(AdversarialGenerator):
     """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017).
 
     Each step trains the critic ``critic_steps`` times (on the same real batch with
@@ -33,24 +33,12 @@ class WGANGP(TorchGenerator):
 
     name = "wgan-gp"
     plugin = "crystens_wgan_gp"
+    opponent = "critic"
+    opponent_norm = "layer"
     PRESETS = {
         "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.0, 0.9], "critic_steps": 2, "gp_weight": 10.0, "steps": 400, "instance_noise": 0.0, "lr_critic": None},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64, "instance_noise": 0.0, "lr_critic": None},
     }
-
-    def build(self, channels, size):
-        s = self.settings
-        return {"generator": ConvGenerator(s["latent_dim"], channels, size, s["width"]), "critic": ConvDiscriminator(channels, size, s["width"], norm="layer")}
-
-    def make_optimizers(self, modules):
-        s = self.settings
-        lr = {"generator": s["lr"], "critic": s["lr_critic"] if s["lr_critic"] is not None else s["lr"]}
-        return {name: torch.optim.Adam(module.parameters(), lr=lr[name], betas=tuple(s["betas"])) for name, module in modules.items()}
-
-    def generate(self, count, rng):
-        latent = torch.randn(count, self.settings["latent_dim"], generator=rng, device=rng.device)
-        device = next(self.modules_["generator"].parameters()).device
-        return self.modules_["generator"](latent.to(device))
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """E[(‖∇ critic(x̂)‖ − 1)²] on random interpolates x̂ of real and fake."""
