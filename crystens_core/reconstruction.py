@@ -238,15 +238,6 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
     return structure
 
 
-def cluster_by_gap(values: np.ndarray, gap: float) -> np.ndarray:
-    """Single-linkage 1-D clusters: sorted values split wherever two neighbours are
-    more than ``gap`` apart. Returns a label per value."""
-    order = np.argsort(values)
-    labels = np.empty(len(values), dtype=int)
-    labels[order] = np.concatenate([[0], np.cumsum(np.diff(values[order]) > gap)])
-    return labels
-
-
 def cluster_periodic_span(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     """Greedy periodic 1-D clusters of span ≤ ``width`` (fractional units).
 
