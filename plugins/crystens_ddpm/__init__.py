@@ -1,0 +1,1 @@
+"""Diffusers DDPM generator (built-in plugin, generator name ``ddpm``); needs ``crystens[diffusion]``."""
