@@ -198,25 +198,25 @@ def _echo_decoded(summary: dict[str, Any], folder: Any) -> None:
 
 # -- generators ---------------------------------------------------------------------------
 def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | None, batch_size: int | None, seed: int | None, options: tuple[str, ...], time_limit: float | None, resume: bool):
-    """Train into ``run_dir`` (checkpoints/, model/, run.json); returns (generator, dataset)."""
+    """Train into ``run_dir`` (checkpoints/, model/, run.json); returns (pipeline, dataset)."""
     import time
 
     from crystens_core.data import load_dataset
-    from crystens_core.plugins import get_encoder, get_generator
+    from crystens_core.pipeline import CrystalPipeline
+    from crystens_core.plugins import get_generator
 
     settings = _parse_config(options)
     for key, value in (("batch_size", batch_size), ("seed", seed)):
         if value is not None:
             settings[key] = value
-    encoder = get_encoder("crystens")
-    dataset = load_dataset(data, max_sites=encoder.max_sites, progress=True)
+    pipeline = CrystalPipeline(get_generator(generator, preset=preset, **settings))
+    dataset = load_dataset(data, max_sites=pipeline.encoder.max_sites, progress=True)
     if len(dataset) == 0:
         raise click.ClickException(f"{data}: no usable structures ({dataset.skipped})")
     click.echo(f"{data}: {len(dataset)} structures ({dataset.skipped})")
-    model = get_generator(generator, preset=preset, **settings)
-    tensors = encoder.encode_batch(dataset.structures, dataset.spacegroups)
     started = time.perf_counter()
-    model.fit(tensors, steps=steps, encoder_config=encoder.get_config(), checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit)
+    pipeline.fit(dataset, steps=steps, checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit)
+    model = pipeline.generator
     model.save_pretrained(run_dir / "model")
     record = {
         "generator": generator,
@@ -231,7 +231,7 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     click.echo(f"trained {generator} to step {model.step_}; model in {run_dir / 'model'}")
-    return model, dataset
+    return pipeline, dataset
 
 
 def _sample(model: Any, n: int, seed: int, decoder_name: str, folder: Path) -> tuple[Any, list]:
@@ -307,22 +307,19 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
     """Train, sample, decode and evaluate in one go; writes metrics.json and report.md."""
     from crystens_core.plugins import get_metric
 
+    from crystens_core.pipeline import Samples
+
     folder = Path(output or Path("runs") / generator)
     try:
         instances = {name: get_metric(name) for name in metrics}
-        model, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
-        tensors, results = _sample(model, samples, 0 if seed is None else seed, decoder, folder / "samples")
+        pipeline, _ = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
+        tensors, results = _sample(pipeline.generator, samples, 0 if seed is None else seed, decoder, folder / "samples")
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
-    structures = [r.structure for r in results if r.ok]
-    inputs = {"tensors": tensors, "structures": structures, "reference": dataset.structures}
-    figures = {}
-    for name, metric in instances.items():
-        try:
-            figures[name] = metric.compute(**{k: inputs[k] for k in metric.requires})
-        except Exception as exc:  # one failing metric must not lose the others
-            figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    report = {"generator": generator, "preset": preset, "data": data, "steps": model.step_, "samples": samples, "decoded": len(structures), "decoder": decoder, "metrics": figures}
+    pipeline.metrics = instances
+    produced = Samples(tensors, results)
+    figures = pipeline.evaluate(produced)
+    report = {"generator": generator, "preset": preset, "data": data, "steps": pipeline.generator.step_, "samples": samples, "decoded": len(produced.structures), "decoder": decoder, "metrics": figures}
     (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     (folder / "report.md").write_text(_markdown_report(report))
     click.echo(f"report: {folder / 'report.md'}")

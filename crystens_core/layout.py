@@ -47,7 +47,7 @@ def max_sites_for(size: int) -> int:
 
 
 def pair_vectors(frac: np.ndarray, matrix: np.ndarray, distance: str = "cartesian") -> tuple[np.ndarray, np.ndarray]:
-    """Signed fractional differences and distances of every site pair.
+    """Signed fractional differences and distances of every site pair, channels first.
 
     Args:
         frac: (..., A, 3) fractional coordinates.
@@ -55,19 +55,15 @@ def pair_vectors(frac: np.ndarray, matrix: np.ndarray, distance: str = "cartesia
         distance: "cartesian" (Å, |(f_i − f_j) · L|) or "fractional" (|f_i − f_j|).
 
     Returns:
-        ``(diff, dist)``: (..., A, A, 3) with ``diff[i, j] = f_i − f_j`` and
-        (..., A, A) distances.
+        ``(diff, dist)``: (..., 3, A, A) with ``diff[k, i, j] = f_i[k] − f_j[k]`` and
+        (..., A, A) distances. One (A, A) plane per axis, no (A, A, 3) temporaries.
     """
-    diff = frac[..., :, None, :] - frac[..., None, :, :]
-    if distance == "cartesian":
-        cart = frac @ matrix  # L·(f_i − f_j) = L·f_i − L·f_j
-        delta = cart[..., :, None, :] - cart[..., None, :, :]
-        dist = np.sqrt((delta * delta).sum(axis=-1))
-    elif distance == "fractional":
-        dist = np.sqrt((diff * diff).sum(axis=-1))
-    else:
+    if distance not in DISTANCE_CONVENTIONS:
         raise ValueError(f"distance must be one of {DISTANCE_CONVENTIONS}, got {distance!r}")
-    return diff, dist
+    cart = frac @ matrix if distance == "cartesian" else frac  # L·(f_i − f_j) = L·f_i − L·f_j
+    diff = np.stack([frac[..., :, None, axis] - frac[..., None, :, axis] for axis in range(3)], axis=-3)
+    squared = sum((cart[..., :, None, axis] - cart[..., None, :, axis]) ** 2 for axis in range(3))
+    return diff, np.sqrt(squared)
 
 
 def fill_base_channels(
@@ -92,16 +88,10 @@ def fill_base_channels(
     header_t = header.transpose(0, 2, 1)  # (N, 11, M)
     out[:, :BASE_CHANNELS, :N_HEADER, site] = header_t[:, None]
     out[:, :BASE_CHANNELS, site, :N_HEADER] = header[:, None]
-    # Channels first throughout: one (N, M, M) plane per axis, no (N, M, M, 3) temporaries.
+    diff, dist = pair_vectors(frac, matrix, distance)
     pair_mask = mask[:, :, None] & mask[:, None, :]
-    cart = frac @ matrix if distance == "cartesian" else frac
-    squared = np.zeros(pair_mask.shape)
-    for axis in range(3):
-        delta = cart[:, :, None, axis] - cart[:, None, :, axis]
-        squared += delta * delta
-        coordinate = frac[:, :, axis]
-        out[:, 1 + axis, site, site] = np.where(pair_mask, coordinate[:, :, None] - coordinate[:, None, :], 0.0)
-    out[:, 0, site, site] = np.where(pair_mask, np.sqrt(squared), 0.0)
+    out[:, 1:BASE_CHANNELS, site, site] = np.where(pair_mask[:, None], diff, 0.0)
+    out[:, 0, site, site] = np.where(pair_mask, dist, 0.0)
 
 
 def site_channel(site_values: np.ndarray, pair_values: np.ndarray | None, max_sites: int, field: int = Z) -> np.ndarray:

@@ -75,7 +75,16 @@ class CrystalPipeline:
         tensors = self.generator.sample(n, seed=seed, progress=progress)
         return Samples(tensors, self.decoder.decode_batch(tensors, progress=progress))
 
-    def evaluate(self, samples: Samples, reference: list | None = None) -> dict[str, dict[str, float]]:
-        """Every metric on the samples; ``reference`` defaults to the training structures."""
+    def evaluate(self, samples: Samples, reference: list | None = None) -> dict[str, dict[str, Any]]:
+        """Every metric on the samples; ``reference`` defaults to the training structures.
+
+        A metric that raises gives ``{"error": "..."}`` and the others still run.
+        """
         inputs = {"tensors": samples.tensors, "structures": samples.structures, "reference": reference if reference is not None else self.reference_}
-        return {name: metric.compute(**{k: inputs[k] for k in metric.requires}) for name, metric in self.metrics.items()}
+        figures: dict[str, dict[str, Any]] = {}
+        for name, metric in self.metrics.items():
+            try:
+                figures[name] = metric.compute(**{k: inputs[k] for k in metric.requires})
+            except Exception as exc:  # one failing metric must not lose the others
+                figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return figures

@@ -48,11 +48,6 @@ def check_tensor(tensor: np.ndarray) -> np.ndarray:
     return base
 
 
-def mean_atomic_numbers(tensor: np.ndarray) -> np.ndarray:
-    """Mean of the 8 stored copies of Z for every site slot, shape (M,)."""
-    return layout.header_copies(tensor)[layout.Z].mean(axis=-1)
-
-
 def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
     """Indices of the occupied site slots.
 

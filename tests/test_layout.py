@@ -45,6 +45,6 @@ def test_pair_vectors_conventions():
     frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
     matrix = np.diag([4.0, 5.0, 6.0])
     diff, dist = layout.pair_vectors(frac, matrix)
-    assert dist[0, 1] == pytest.approx(2.0) and diff[0, 1, 0] == -0.5
+    assert dist[0, 1] == pytest.approx(2.0) and diff[0, 0, 1] == -0.5  # axis x, pair (0, 1)
     _, fractional = layout.pair_vectors(frac, matrix, "fractional")
     assert fractional[0, 1] == pytest.approx(0.5)
