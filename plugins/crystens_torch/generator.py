@@ -71,6 +71,8 @@ class TorchGenerator:
     COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "mixed_precision": "auto", "checkpoint_every": 100, "keep_checkpoints": 2}
     #: The scaled range the networks produce.
     feature_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    #: True when a training step leaves some parameters without gradients (DDP must know).
+    find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, preset: str = "small", **settings: Any):
         if preset not in self.PRESETS:
@@ -149,7 +151,7 @@ class TorchGenerator:
         Returns:
             self
         """
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         from crystens_core.progress import progress_bar
 
@@ -168,7 +170,8 @@ class TorchGenerator:
             raise ValueError(f"tensors have shape {tensors.shape[1:]}, the model was built for {self.shape}")
         self._ensure_built(*self.shape[:2])
 
-        accelerator = Accelerator(cpu=resolve_device(self.settings["device"]) == "cpu", mixed_precision=self._mixed_precision())
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
+        accelerator = Accelerator(cpu=resolve_device(self.settings["device"]) == "cpu", mixed_precision=self._mixed_precision(), kwargs_handlers=[ddp])
         names = list(self.modules_) + list(self.optimizers_)
         prepared = accelerator.prepare(*self.modules_.values(), *self.optimizers_.values())
         prepared = prepared if isinstance(prepared, tuple) else (prepared,)
