@@ -297,47 +297,127 @@ def sample(run_dir, count, output, seed, decoder):
         raise _fail(exc) from exc
 
 
+def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[str, Any]:
+    """Metric name → instance, with ``--option METRIC.KEY=VALUE`` settings."""
+    from crystens_core.plugins import get_metric
+
+    settings: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in _parse_config(options).items():
+        metric, dot, setting = key.partition(".")
+        if not dot or not setting:
+            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
+        if metric not in settings:
+            raise click.BadParameter(f"{key!r}: {metric!r} is not one of the --metric names ({', '.join(names)})", param_hint="--option")
+        settings[metric][setting] = value
+    instances = {}
+    for name in names:
+        try:
+            instances[name] = get_metric(name, **settings[name])
+        except TypeError as exc:
+            raise click.ClickException(f"metric {name!r}: bad setting ({exc})") from exc
+    return instances
+
+
+def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any], header: dict[str, Any], title: str, gallery: int) -> dict[str, Any]:
+    """Evaluate, write the report folder and print what matters; returns the record."""
+    from crystens_core.evaluation import evaluate_generated
+    from crystens_core.report import write_report
+
+    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: click.echo(f"metric {name} ...", err=True))
+    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery)
+    counts = generated.counts()
+    click.echo(f"evaluated {counts['structures']} of {counts['items']} generated items against {len(reference)} reference structures")
+    for issue_kind, issues in (("skipped", record["skipped"]), ("warning", record["warnings"])):
+        for issue in issues[:20]:
+            click.echo(f"  {issue_kind}: {issue['id']}: {issue['reason']} ({issue['detail']})")
+        if len(issues) > 20:
+            click.echo(f"  ... {len(issues) - 20} more {issue_kind} items in metrics.json")
+    for name, values in record["metrics"].items():
+        if "error" in values:
+            click.echo(f"  metric {name}: {values['error']}", err=True)
+    if record.get("sun"):
+        click.echo(f"  S.U.N. rate {record['sun']['sun_rate']:.4f} ({int(record['sun']['n_sun'])} of {int(record['sun']['n_generated'])})")
+    click.echo(f"report: {paths['html']} (metrics.json, details.npz, report.md beside it)")
+    return record
+
+
 @main.command()
 @_with_train_options
 @click.option("--metric", "metrics", multiple=True, default=("self-consistency", "ks"), show_default=True, help="Metric name (repeatable).")
+@click.option("--metric-option", "metric_options", multiple=True, help="Metric setting METRIC.KEY=VALUE (repeatable).")
 @click.option("--samples", type=int, default=1000, show_default=True, help="Crystals to generate and evaluate.")
 @click.option("--decoder", default="auto", show_default=True)
+@click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
-def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, metrics, samples, decoder, output):
-    """Train, sample, decode and evaluate in one go; writes metrics.json and report.md."""
-    from crystens_core.plugins import get_metric
-
-    from crystens_core.pipeline import Samples
+def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, metrics, metric_options, samples, decoder, gallery, output):
+    """Train, sample, decode and evaluate in one go; writes the report folder (metrics.json, details.npz, report.md, report.html)."""
+    from crystens_core.evaluation import GeneratedSet
 
     folder = Path(output or Path("runs") / generator)
     try:
-        instances = {name: get_metric(name) for name in metrics}
-        pipeline, _ = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
+        instances = _metric_instances(metrics, metric_options)
+        pipeline, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
         tensors, results = _sample(pipeline.generator, samples, 0 if seed is None else seed, decoder, folder / "samples")
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
     pipeline.metrics = instances
-    produced = Samples(tensors, results)
-    figures = pipeline.evaluate(produced)
-    report = {"generator": generator, "preset": preset, "data": data, "steps": pipeline.generator.step_, "samples": samples, "decoded": len(produced.structures), "decoder": decoder, "metrics": figures}
-    (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    (folder / "report.md").write_text(_markdown_report(report))
-    click.echo(f"report: {folder / 'report.md'}")
+    generated = GeneratedSet.from_results([f"{i:06d}" for i in range(len(results))], results, tensors=tensors, source=str(folder / "samples"), settings={"decoder": decoder})
+    header = {
+        "command": "run",
+        "generator": generator,
+        "preset": preset,
+        "data": data,
+        "steps": pipeline.generator.step_,
+        "samples": samples,
+        "decoded": generated.n_structures,
+        "decoder": decoder,
+    }
+    _write_evaluation(folder, generated, dataset, pipeline.metrics, header, f"crystens run: {generator}", gallery)
 
 
-def _markdown_report(report: dict[str, Any]) -> str:
-    lines = [
-        f"# crystens run: {report['generator']}",
-        "",
-        f"Trained on `{report['data']}` with the `{report['preset']}` preset for {report['steps']} steps; "
-        f"{report['decoded']} of {report['samples']} generated tensors decoded (`{report['decoder']}` decoder).",
-        "",
-    ]
-    for name, values in report["metrics"].items():
-        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |" for key, value in values.items()]
-        lines.append("")
-    return "\n".join(lines)
+@main.command()
+@click.option("--reference", required=True, help="Reference dataset: named (mp20-sample, mp-20:test, ...), CSV or CIF folder.")
+@click.option("--generated", required=True, type=click.Path(exists=True), help="Folder of CIFs, one CIF, CSV(.gz) with a cif column, .npy of raw tensors, or a `crystens sample` folder.")
+@click.option("--metric", "metrics", multiple=True, default=("ks",), show_default=True, help="Metric name (repeatable; see `crystens plugins`).")
+@click.option("--option", "metric_options", multiple=True, help="Metric setting METRIC.KEY=VALUE (repeatable), e.g. ks.symprec=0.01.")
+@click.option("--decoder", default="auto", show_default=True, help="Decoder for .npy tensors.")
+@click.option("--decoder-option", "decoder_options", multiple=True, help="Decoder setting KEY=VALUE (repeatable).")
+@click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
+@click.option("--title", default=None, help="Report heading.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
+def evaluate(reference, generated, metrics, metric_options, decoder, decoder_options, gallery, title, output):
+    """Evaluate generated crystals against a reference set; writes metrics.json, details.npz, report.md and report.html.
+
+    Unreadable or empty files, unknown elements and failed decodings are listed per
+    item and left out; structures with overlapping atoms are listed and still evaluated.
+    """
+    from crystens_core.data import load_dataset
+    from crystens_core.evaluation import read_generated
+
+    try:
+        instances = _metric_instances(metrics, metric_options)
+        generated_set = read_generated(generated, decoder=decoder, decoder_config=_parse_config(decoder_options), progress=True)
+        reference_set = load_dataset(reference, progress=True)
+    except (CrystensError, ValueError, TypeError) as exc:
+        raise _fail(exc) from exc
+    if len(reference_set) == 0:
+        raise click.ClickException(f"{reference}: no usable reference structures ({reference_set.skipped})")
+    header = {"command": "evaluate", "reference_dataset": reference, "generated_path": str(generated)}
+    _write_evaluation(Path(output), generated_set, reference_set, instances, header, title or f"crystens evaluate: {Path(generated).name}", gallery)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for compare.md, compare.html, compare.json and figures/.")
+def compare(runs, output):
+    """Compare report folders (from `crystens evaluate` or `crystens run`): one table of every figure and overlaid distributions."""
+    from crystens_core.report import write_comparison
+
+    try:
+        paths = write_comparison(runs, output)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"compared {len(runs)} runs: {paths['html']} ({paths['markdown'].name}, {paths['json'].name})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,8 +66,18 @@ def crystens_register_metrics(register: RegisterCallback) -> None:
     """Register metrics: a set of generated crystals → a dict of named floats.
 
     A metric has ``requires`` (a subset of ``{"tensors", "structures",
-    "reference"}``) and ``compute(*, tensors=None, structures=None,
-    reference=None)`` returning ``dict[str, float]``.
+    "reference"}``), ``get_config()`` (a JSON-able dict) and ``compute(*,
+    tensors=None, structures=None, reference=None)`` returning ``dict[str, float]``.
+    ``structures`` holds one entry per generated item, None where decoding or
+    reading failed; count those as failures.
+
+    Optionally ``compute_details(...)``, with the same arguments, returns
+    ``(figures, details)``: ``figures`` what ``compute`` returns, ``details``
+    ``{"generated": {name: 1-D float array}, "reference": {name: array}}`` of
+    per-structure values the report draws and saves in ``details.npz``. Generated
+    arrays are aligned with ``structures`` (with ``tensors`` for tensor-only
+    metrics): one value per item, NaN where it failed. The names ``is_unique``,
+    ``is_novel`` (1.0/0.0) and ``e_above_hull`` (eV/atom) give the S.U.N. rate.
     """
 
 

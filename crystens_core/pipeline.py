@@ -30,6 +30,11 @@ class Samples:
         """The decoded structures (failed decodings left out)."""
         return [r.structure for r in self.results if r.ok]
 
+    @property
+    def aligned_structures(self) -> list:
+        """One entry per tensor: its structure, or None where decoding failed (what metrics get)."""
+        return [r.structure for r in self.results]
+
 
 class CrystalPipeline:
     """Train a generator on crystals, sample new ones, decode and evaluate them.
@@ -75,16 +80,35 @@ class CrystalPipeline:
         tensors = self.generator.sample(n, seed=seed, progress=progress)
         return Samples(tensors, self.decoder.decode_batch(tensors, progress=progress))
 
-    def evaluate(self, samples: Samples, reference: list | None = None) -> dict[str, dict[str, Any]]:
+    def evaluate(self, samples: Samples, reference: list | None = None, details: dict | None = None) -> dict[str, dict[str, Any]]:
         """Every metric on the samples; ``reference`` defaults to the training structures.
 
-        A metric that raises gives ``{"error": "..."}`` and the others still run.
+        Metrics get one structure per tensor (None where decoding failed). A metric that
+        raises gives ``{"error": "..."}`` and the others still run. ``figures["sun"]``
+        (the S.U.N. rate) is added when the metrics' details have ``is_unique``,
+        ``is_novel`` and ``e_above_hull``.
+
+        Args:
+            samples: what :meth:`sample` returned.
+            reference: reference structures (default: the training set).
+            details: when given, filled with metric name → ``{"generated": {...},
+                "reference": {...}}`` from the metrics that have ``compute_details``.
         """
-        inputs = {"tensors": samples.tensors, "structures": samples.structures, "reference": reference if reference is not None else self.reference_}
-        figures: dict[str, dict[str, Any]] = {}
-        for name, metric in self.metrics.items():
-            try:
-                figures[name] = metric.compute(**{k: inputs[k] for k in metric.requires})
-            except Exception as exc:  # one failing metric must not lose the others
-                figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        evaluation = self.evaluate_with_details(samples, reference)
+        if details is not None:
+            details.update(evaluation.details)
+        figures = dict(evaluation.figures)
+        if evaluation.sun is not None and "sun" not in figures:
+            figures["sun"] = evaluation.sun
         return figures
+
+    def evaluate_with_details(self, samples: Samples, reference: list | None = None):
+        """Like :meth:`evaluate`, returning a :class:`crystens_core.evaluation.Evaluation`."""
+        from crystens_core.evaluation import run_metrics
+
+        return run_metrics(
+            self.metrics,
+            tensors=samples.tensors,
+            structures=samples.aligned_structures,
+            reference=reference if reference is not None else self.reference_,
+        )

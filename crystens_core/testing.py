@@ -232,7 +232,24 @@ def check_metric_config(metric: Any) -> None:
     _assert_json_config(metric)
 
 
-METRIC_CHECKS: tuple[Check, ...] = (check_metric_declares_inputs, check_metric_returns_named_floats, check_metric_config)
+def check_metric_details(metric: Any) -> None:
+    """The optional ``compute_details``: the figures of ``compute`` plus arrays that keep the
+    contract (generated ones aligned with the structures, a None entry included)."""
+    if not callable(getattr(metric, "compute_details", None)):
+        return
+    from crystens_core.evaluation import check_details
+
+    inputs = _metric_inputs(metric)
+    if "structures" in inputs:
+        inputs["structures"] = [*inputs["structures"], None]
+    figures, details = metric.compute_details(**inputs)
+    assert isinstance(figures, dict) and figures, "compute_details()[0] must be the non-empty dict of figures"
+    assert all(isinstance(value, float) for value in figures.values()), "figures must be floats"
+    _, problems = check_details(details, len(inputs["structures"]) if "structures" in inputs else None)
+    assert not problems, "; ".join(problems)
+
+
+METRIC_CHECKS: tuple[Check, ...] = (check_metric_declares_inputs, check_metric_returns_named_floats, check_metric_config, check_metric_details)
 
 
 # -- layers -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The pipeline: every part is an attribute, replaceable by assignment."""
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the generators need `pip install crystens[torch]`")
@@ -21,3 +22,40 @@ def test_fit_sample_evaluate_and_swap_parts(mp20_sample):
     assert type(pipeline.sample(2, seed=0).results[0]).__name__ == "DecodeResult"
     pipeline.metrics["self-consistency"] = get_metric("self-consistency", decoder="paper")
     assert pipeline.evaluate(samples)["self-consistency"]["n_tensors"] == 5.0
+
+
+class SitesPerCell:
+    """Sites per cell of each generated structure (NaN where decoding failed)."""
+
+    requires = frozenset({"structures"})
+
+    def get_config(self):
+        return {}
+
+    def compute(self, *, structures, reference=None, tensors=None):
+        return self.compute_details(structures=structures)[0]
+
+    def compute_details(self, *, structures, reference=None, tensors=None):
+        sites = np.array([np.nan if s is None else len(s) for s in structures])
+        return {"mean_sites": float(np.nanmean(sites))}, {"generated": {"n_sites": sites}}
+
+
+def test_evaluate_keeps_details_aligned_with_the_tensors(mp20_sample, encoder):
+    from crystens_core.pipeline import Samples
+
+    data = mp20_sample.subset(range(20))
+    tensors = encoder.encode_batch(data.structures, data.spacegroups)
+    tensors[4] = 0.0  # a sample that does not decode
+    pipeline = CrystalPipeline(None, metrics=["ks", "self-consistency"])
+    pipeline.metrics["sites"] = SitesPerCell()
+    samples = Samples(tensors, pipeline.decoder.decode_batch(tensors))
+    details: dict = {}
+    figures = pipeline.evaluate(samples, mp20_sample.subset(range(100, 140)).structures, details=details)
+    assert figures["ks"]["n_generated"] == 20.0 and figures["self-consistency"]["decoded_fraction"] == 19 / 20
+    assert "sun" not in figures  # no novelty/hull details: no S.U.N. rate
+    sites = details["sites"]["generated"]["n_sites"]
+    assert len(sites) == 20 and np.isnan(sites[4])
+    assert list(np.delete(sites, 4)) == [len(s) for i, s in enumerate(data.structures) if i != 4]
+    assert figures["sites"]["mean_sites"] == pytest.approx(np.mean([len(s) for i, s in enumerate(data.structures) if i != 4]))
+    evaluation = pipeline.evaluate_with_details(samples, data.structures)
+    assert set(evaluation.seconds) == {"ks", "self-consistency", "sites"} and evaluation.sun is None

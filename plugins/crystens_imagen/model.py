@@ -28,7 +28,7 @@ class ImagenGenerator(TorchGenerator):
 
     Presets: ``paper`` — both U-Nets 256 base channels, dim_mults (1, 2, 4),
     attention at the two deepest levels, 1000 timesteps, batch 4, Adam 1e-4,
-    250 000 steps per U-Net (500 000 in all, alternating). ``small`` — 32 base
+    250 000 steps per U-Net (500 000 in all, alternating). ``small`` — 16 base
     channels, no attention, a 7 × 7 first convolution instead of Imagen's
     cross-embedding, 50 sampling timesteps, batch 8, Adam 5e-4.
 
@@ -50,7 +50,7 @@ class ImagenGenerator(TorchGenerator):
     #: Each step trains one U-Net, and unconditional U-Nets keep unused text parameters.
     find_unused_parameters = True
     PRESETS = {
-        "small": {"dim": 32, "dim_mults": [1, 2, 4], "resnet_blocks": 1, "attention": False, "cross_embed": False, "timesteps": 50, "batch_size": 8, "lr": 5e-4, "steps": 400, "dynamic_thresholding": True, "lowres_sample_noise_level": 0.2},
+        "small": {"dim": 16, "dim_mults": [1, 2, 4], "resnet_blocks": 1, "attention": False, "cross_embed": False, "timesteps": 50, "batch_size": 8, "lr": 5e-4, "steps": 400, "dynamic_thresholding": True, "lowres_sample_noise_level": 0.2},
         "paper": {"dim": 256, "dim_mults": [1, 2, 4], "resnet_blocks": 2, "attention": True, "cross_embed": True, "timesteps": 1000, "batch_size": 4, "lr": 1e-4, "steps": 500_000, "dynamic_thresholding": True, "lowres_sample_noise_level": 0.2},
     }
 

@@ -1,9 +1,11 @@
 """The K-S metric on real structures with known answers."""
 
+import numpy as np
 import pytest
 
 from crystens_core import get_metric
 from crystens_core.testing import parametrize_with_checks
+from crystens_ks.metric import PROPERTIES
 
 
 @parametrize_with_checks([get_metric("ks")])
@@ -14,14 +16,47 @@ def test_conformance(component, check):
 def test_a_set_against_itself_is_zero(mp20_sample):
     values = get_metric("ks").compute(structures=mp20_sample.structures[:200], reference=mp20_sample.structures[:200])
     assert values["ks_mean"] == 0.0 and values["pvalue_a"] == 1.0
+    for name in PROPERTIES:
+        assert values[f"ks_{name}"] == 0.0, name
+
+
+def test_a_strained_copy_moves_lengths_and_density_not_angles(mp20_sample):
+    """5 % isotropic strain: a, b, c and density shift; angles, space groups and chemistry do not."""
+    originals = mp20_sample.structures[:300]
+    strained = []
+    for structure in originals:
+        copy = structure.copy()
+        copy.apply_strain(0.05)
+        strained.append(copy)
+    values = get_metric("ks").compute(structures=strained, reference=originals)
+    for name in ("a", "b", "c", "density"):
+        assert values[f"ks_{name}"] > 0.08, name
+    for name in ("alpha", "beta", "gamma"):
+        assert values[f"ks_{name}"] < 0.02, name  # only floating-point noise in the angles
+    for name in ("spacegroup", "atomic_number", "n_elements"):
+        assert values[f"ks_{name}"] == 0.0, name
+
+
+def test_details_are_aligned_with_the_structures(mp20_sample):
+    structures = [mp20_sample[0], None, mp20_sample[1]]
+    values, details = get_metric("ks").compute_details(structures=structures, reference=mp20_sample.structures[:5])
+    generated, reference = details["generated"], details["reference"]
+    assert set(generated) == set(PROPERTIES) - {"atomic_number"} == set(reference)  # pooled per site: not in the details
+    for name in generated:
+        assert generated[name].shape == (3,) and np.isnan(generated[name][1]) and not np.isnan(generated[name][[0, 2]]).any(), name
+        assert reference[name].shape == (5,), name
+    assert generated["a"][2] == pytest.approx(mp20_sample[1].lattice.a)
+    assert generated["spacegroup"][0] == mp20_sample.spacegroups[0]  # MP-20's space groups agree with spglib at 0.1 Å
+    assert generated["density"][2] == pytest.approx(mp20_sample[1].density)
+    assert values["n_generated"] == 3.0
 
 
 def test_two_samples_of_one_distribution_are_close_and_another_dataset_is_far(mp20_sample, shared_data):
-    from crystens_core.data import load_dataset
+    from crystens_core.data.dataset import parse_cif, read_csv_rows
 
     train, held_out = mp20_sample.structures[:300], mp20_sample.structures[300:600]
     same = get_metric("ks").compute(structures=held_out, reference=train)
-    carbon = load_dataset(shared_data / "carbon_24" / "test.csv.gz").structures[:300]
+    carbon = [parse_cif(row["cif"]) for row in read_csv_rows(shared_data / "carbon_24" / "test.csv.gz")[1][:300]]
     other = get_metric("ks").compute(structures=carbon, reference=train)
     assert same["ks_mean"] < 0.15
     assert other["ks_atomic_number"] > 0.9  # carbon only vs 80-odd elements
@@ -32,3 +67,10 @@ def test_two_samples_of_one_distribution_are_close_and_another_dataset_is_far(mp
 def test_nothing_generated_gives_nan(mp20_sample):
     values = get_metric("ks").compute(structures=[], reference=mp20_sample.structures[:10])
     assert values["n_generated"] == 0.0 and values["ks_a"] != values["ks_a"]  # NaN
+    values = get_metric("ks").compute(structures=[None, None], reference=mp20_sample.structures[:10])
+    assert values["n_generated"] == 2.0 and np.isnan(values["ks_mean"])
+
+
+def test_bad_input_names_the_argument(mp20_sample):
+    with pytest.raises(TypeError, match=r"structures\[0\] must be a pymatgen Structure"):
+        get_metric("ks").compute(structures=["NaCl"], reference=mp20_sample.structures[:3])

@@ -1,0 +1,759 @@
+"""The report folder of `crystens evaluate` / `crystens run`, and `crystens compare`.
+
+A report folder holds
+
+- ``metrics.json``: every figure, the input counts, the skipped inputs with reasons and the settings;
+- ``details.npz``: per-structure arrays, keys ``generated/<metric>/<name>`` and
+  ``reference/<metric>/<name>`` (the ``structure`` group holds a, b, c, α, β, γ,
+  space group, ...; see :func:`crystens_core.evaluation.structure_property_arrays`)
+  and ``ids`` (the generated items, aligned with every generated array);
+- ``figures/*.png``, ``report.md`` and a self-contained ``report.html`` (images embedded
+  as base64 PNG) with the paper's figures redrawn from this run: lattice distributions
+  (Figs 4–5), space group and atomic number (Fig. 6), CGCNN property violins (Fig. 7),
+  energy above hull (Fig. 8) and a gallery of generated structures (Figs 9–11).
+
+matplotlib (``crystens[eval]``) is imported inside the drawing functions, with the Agg
+canvas (no display); without it the report is written without figures and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.util
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crystens_core.evaluation import PROPERTY_LABELS, STABILITY_THRESHOLD, json_safe
+
+DETAILS_FILE = "details.npz"
+METRICS_FILE = "metrics.json"
+STRUCTURE_GROUP = "structure"
+#: How many skipped/warned items the Markdown and HTML list (metrics.json has them all).
+LISTED_ISSUES = 50
+
+#: Axis labels of per-structure values other plugins are expected to report.
+DETAIL_LABELS: dict[str, str] = {
+    **PROPERTY_LABELS,
+    "e_above_hull": "energy above hull (eV/atom)",
+    "formation_energy": "formation energy (eV/atom)",
+    "formation_energy_per_atom": "formation energy (eV/atom)",
+    "final_energy": "final energy (eV/atom)",
+    "final_energy_per_atom": "final energy (eV/atom)",
+    "energy_per_atom": "energy (eV/atom)",
+    "band_gap": "band gap (eV)",
+    "bulk_modulus": "bulk modulus (log10 GPa)",
+    "shear_modulus": "shear modulus (log10 GPa)",
+    "fermi_energy": "Fermi energy (eV)",
+    "efermi": "Fermi energy (eV)",
+    "poisson_ratio": "Poisson ratio",
+}
+
+LATTICE = ("a", "b", "c", "alpha", "beta", "gamma")
+REFERENCE_COLOUR = "0.55"
+
+
+@dataclass
+class Figure:
+    """One drawn figure: a file stem, a title, a caption and the PNG bytes."""
+
+    key: str
+    title: str
+    caption: str
+    png: bytes
+
+
+# -- details.npz -----------------------------------------------------------------------------
+def save_details(path: str | Path, details: dict[str, dict[str, dict[str, np.ndarray]]], ids: Sequence[str] | None = None) -> None:
+    """Write ``details`` (metric → side → name → array) as ``side/metric/name`` keys of an ``.npz``."""
+    arrays: dict[str, np.ndarray] = {}
+    for metric, sides in details.items():
+        for side, named in sides.items():
+            for name, values in named.items():
+                arrays[f"{side}/{metric}/{name}"] = np.asarray(values, dtype=float)
+    if ids is not None:
+        arrays["ids"] = np.asarray([str(i) for i in ids], dtype=str)
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def load_details(path: str | Path) -> tuple[dict[str, dict[str, dict[str, np.ndarray]]], list[str]]:
+    """Read a ``details.npz``: ``(metric → side → name → array, ids)``."""
+    details: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    ids: list[str] = []
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            if key == "ids":
+                ids = [str(i) for i in data[key]]
+                continue
+            side, _, rest = key.partition("/")
+            metric, _, name = rest.rpartition("/")
+            details.setdefault(metric, {}).setdefault(side, {})[name] = data[key]
+    return details, ids
+
+
+def _side(details: dict, metric: str, side: str) -> dict[str, np.ndarray]:
+    return details.get(metric, {}).get(side, {})
+
+
+def _finite(values: Any) -> np.ndarray:
+    array = np.asarray(values if values is not None else [], dtype=float).ravel()
+    return array[np.isfinite(array)]
+
+
+def _label(name: str) -> str:
+    return DETAIL_LABELS.get(name, name.replace("_", " "))
+
+
+# -- drawing -----------------------------------------------------------------------------------
+def have_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    figure = MplFigure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _bins(values: np.ndarray, discrete: bool, fixed: tuple[float, float] | None = None) -> np.ndarray:
+    if fixed is not None:
+        low, high = fixed
+        return np.arange(low - 0.5, high + 1.5) if discrete else np.linspace(low, high, 41)
+    if discrete:
+        low, high = np.floor(values.min()), np.ceil(values.max())
+        step = max(1.0, np.ceil((high - low + 1) / 120))
+        return np.arange(low - 0.5, high + step + 0.5, step)
+    inner_low, inner_high = np.percentile(values, [0.5, 99.5])
+    spread = inner_high - inner_low
+    # keep the extremes unless they lie far outside the bulk (a generated a = 900 Å would flatten the rest)
+    low = values.min() if inner_low - values.min() <= 0.25 * spread else inner_low
+    high = values.max() if values.max() - inner_high <= 0.25 * spread else inner_high
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, 41)
+
+
+def draw_histograms(axis, series: Sequence[tuple[str, np.ndarray, str]], name: str, *, reference: np.ndarray | None = None, discrete: bool = False, fixed: tuple[float, float] | None = None, title: str = "", density: bool = True) -> None:
+    """Histograms of one property: the reference filled grey, each series as a step line.
+
+    Far outliers (beyond the 0.5–99.5 percentiles of everything by more than a quarter of
+    that range) are drawn in the edge bins and counted as off-scale in the legend.
+    ``density`` False draws counts (for a single series).
+    """
+    reference = _finite(reference) if reference is not None else np.zeros(0)
+    series = [(label, _finite(values), colour) for label, values, colour in series]
+    everything = np.concatenate([reference] + [values for _, values, _ in series])
+    axis.set_title(title or _label(name), fontsize=10)
+    axis.set_xlabel(_label(name), fontsize=9)
+    axis.tick_params(labelsize=8)
+    if everything.size == 0:
+        axis.text(0.5, 0.5, "no values", ha="center", va="center", transform=axis.transAxes, color="0.4")
+        return
+    bins = _bins(everything, discrete, fixed)
+    low, high = bins[0], bins[-1]
+
+    def legend(label: str, values: np.ndarray) -> str:
+        outside = int(((values < low) | (values > high)).sum())
+        return f"{label} (n={values.size}{f', {outside} off-scale' if outside else ''})"
+
+    if reference.size:
+        axis.hist(np.clip(reference, low, high), bins=bins, density=density, color=REFERENCE_COLOUR, alpha=0.55, label=legend("reference", reference))
+    for label, values, colour in series:
+        if values.size:
+            axis.hist(np.clip(values, low, high), bins=bins, density=density, histtype="step", linewidth=1.6, color=colour, label=legend(label, values))
+    if discrete:
+        from matplotlib.ticker import MaxNLocator
+
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel("density" if density else "structures", fontsize=9)
+    axis.legend(fontsize=7, frameon=False, loc="best")
+
+
+def is_binary(*arrays: Any) -> bool:
+    """True when every finite value of every array is 0 or 1 (flags such as ``valid``)."""
+    values = np.concatenate([_finite(a) for a in arrays if a is not None] or [np.zeros(0)])
+    return values.size > 0 and bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def draw_shares(axis, series: Sequence[tuple[str, np.ndarray, str]], name: str, *, reference: np.ndarray | None = None, title: str = "") -> None:
+    """Bars of the share of 1s (of the finite values) per series, for flags such as ``valid`` or ``covered``."""
+    rows = ([("reference", _finite(reference), REFERENCE_COLOUR)] if reference is not None and _finite(reference).size else []) + [(label, _finite(values), colour) for label, values, colour in series]
+    for position, (label, values, colour) in enumerate(rows):
+        share = float(values.mean()) if values.size else 0.0
+        axis.barh(position, share, height=0.5, color=colour, alpha=0.8)
+        axis.text(min(share, 0.98), position, f" {share:.1%} of {values.size}", va="center", ha="left" if share < 0.7 else "right", fontsize=8)
+    axis.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=8)
+    axis.set_ylim(-0.75, len(rows) - 0.25)
+    axis.set_xlim(0, 1)
+    axis.set_xlabel(f"share with {_label(name)} = 1", fontsize=9)
+    axis.set_title(title or _label(name), fontsize=10)
+    axis.tick_params(labelsize=8)
+
+
+def _ks_title(name: str, figures: dict[str, Any]) -> str:
+    ks = figures.get("ks", {}) if isinstance(figures, dict) else {}
+    value = ks.get(f"ks_{'atomic_number' if name == 'atomic_number_sites' else name}")
+    return f"{_label(name)}   K-S D = {value:.3f}" if isinstance(value, (int, float)) and np.isfinite(value) else _label(name)
+
+
+def figure_lattice(details: dict, figures: dict) -> Figure | None:
+    """Paper Figs 4–5: a, b, c and α, β, γ, reference vs generated."""
+    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    if not any(name in generated for name in LATTICE):
+        return None
+    figure = _new_figure(13, 7)
+    axes = figure.subplots(2, 3)
+    for axis, name in zip(axes.ravel(), LATTICE):
+        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), title=_ks_title(name, figures))
+    figure.suptitle("Lattice parameters (paper Figs 4–5)")
+    return Figure("lattice", "Lattice parameters", "Distributions of the lattice lengths a, b, c (Å) and angles α, β, γ (degrees) of the reference and the generated structures (paper Figs 4–5).", _png(figure))
+
+
+def figure_spacegroup_atomic_number(details: dict, figures: dict) -> Figure | None:
+    """Paper Fig. 6: space group numbers and atomic numbers."""
+    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    if "spacegroup" not in generated and "atomic_number_sites" not in generated:
+        return None
+    figure = _new_figure(13, 4)
+    axes = figure.subplots(1, 2)
+    draw_histograms(axes[0], [("generated", generated.get("spacegroup"), "C0")], "spacegroup", reference=reference.get("spacegroup"), discrete=True, fixed=(1, 230), title=_ks_title("spacegroup", figures))
+    top = int(max(94, np.nanmax(np.concatenate([_finite(generated.get("atomic_number_sites")), _finite(reference.get("atomic_number_sites")), [1.0]]))))
+    draw_histograms(axes[1], [("generated", generated.get("atomic_number_sites"), "C0")], "atomic_number_sites", reference=reference.get("atomic_number_sites"), discrete=True, fixed=(1, top), title=_ks_title("atomic_number_sites", figures))
+    figure.suptitle("Space group and atomic number (paper Fig. 6)")
+    return Figure("spacegroup-atomic-number", "Space group and atomic number", "Space group numbers (spglib) per structure and atomic numbers over every site, reference vs generated (paper Fig. 6).", _png(figure))
+
+
+def figure_composition(details: dict, figures: dict) -> Figure | None:
+    """Density, elements per structure and sites per cell."""
+    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    names = [n for n in ("density", "n_elements", "n_sites") if n in generated]
+    if not names:
+        return None
+    figure = _new_figure(13, 3.8)
+    axes = np.atleast_1d(figure.subplots(1, len(names)))
+    for axis, name in zip(axes, names):
+        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), discrete=name != "density", title=_ks_title(name, figures))
+    return Figure("density-elements-sites", "Density, elements and sites", "Density (g/cm³), number of elements and number of sites per structure, reference vs generated.", _png(figure))
+
+
+def _cgcnn_metrics(details: dict) -> list[str]:
+    return [m for m in details if "cgcnn" in m.lower() and _side(details, m, "generated")]
+
+
+def _violin(axis, data: list[np.ndarray], labels: list[str], colours: list[str]) -> None:
+    positions = [i + 1 for i, values in enumerate(data) if values.size]
+    shown = [values for values in data if values.size]
+    spread = [values for values in shown if values.size >= 2 and np.ptp(values) > 0]
+    if len(spread) == len(shown) and shown:
+        parts = axis.violinplot(shown, positions=positions, showmedians=True, widths=0.8)
+        for body, position in zip(parts["bodies"], positions):
+            body.set_facecolor(colours[position - 1])
+            body.set_alpha(0.6)
+        for key in ("cmins", "cmaxes", "cbars", "cmedians"):
+            if key in parts:
+                parts[key].set_color("0.25")
+                parts[key].set_linewidth(1.0)
+    else:
+        for position, values in zip(positions, shown):
+            axis.scatter(np.full(values.size, position), values, s=8, color=colours[position - 1])
+    axis.set_xticks(range(1, len(labels) + 1), [f"{label}\n(n={values.size})" for label, values in zip(labels, data)], fontsize=8)
+
+
+def figure_cgcnn(details: dict, figures: dict) -> Figure | None:
+    """Paper Fig. 7: violin plots of the CGCNN-predicted properties, reference vs generated."""
+    metrics = _cgcnn_metrics(details)
+    if not metrics:
+        return None
+    metric = metrics[0]
+    generated, reference = _side(details, metric, "generated"), _side(details, metric, "reference")
+    names = list(generated)
+    columns = min(4, len(names))
+    rows = int(np.ceil(len(names) / columns))
+    figure = _new_figure(3.3 * columns, 3.4 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    metric_figures = figures.get(metric, {}) if isinstance(figures, dict) else {}
+    for axis, name in zip(axes, names):
+        _violin(axis, [_finite(reference.get(name)), _finite(generated[name])], ["reference", "generated"], [REFERENCE_COLOUR, "C0"])
+        ks = next((metric_figures[k] for k in (f"ks_{name}", f"{name}_ks") if isinstance(metric_figures.get(k), (int, float))), None)
+        axis.set_title(_label(name) + (f"\nK-S D = {ks:.3f}" if ks is not None and np.isfinite(ks) else ""), fontsize=9)
+        axis.tick_params(labelsize=8)
+    for axis in axes[len(names) :]:
+        axis.set_axis_off()
+    figure.suptitle(f"CGCNN-predicted properties (paper Fig. 7; metric {metric})")
+    return Figure("cgcnn", "CGCNN properties", f"Violin plots of the properties CGCNN predicts for the reference and the generated structures (paper Fig. 7), from the details of metric `{metric}`.", _png(figure))
+
+
+def _ehull(details: dict) -> tuple[str, np.ndarray, np.ndarray | None] | None:
+    for metric, sides in details.items():
+        if "e_above_hull" in sides.get("generated", {}):
+            return metric, sides["generated"]["e_above_hull"], sides.get("reference", {}).get("e_above_hull")
+    return None
+
+
+def figure_ehull(details: dict, figures: dict, threshold: float = STABILITY_THRESHOLD) -> Figure | None:
+    """Paper Fig. 8: energy above hull of the generated structures."""
+    found = _ehull(details)
+    if found is None:
+        return None
+    metric, generated, reference = found
+    values = _finite(generated)
+    figure = _new_figure(9, 4.2)
+    axis = figure.subplots()
+    draw_histograms(axis, [("generated", values, "C0")], "e_above_hull", reference=reference, title="", density=reference is not None and _finite(reference).size > 0)
+    axis.axvline(threshold, color="C3", linestyle="--", linewidth=1.2, label=f"stable ≤ {threshold} eV/atom")
+    axis.legend(fontsize=8, frameon=False)
+    stable = int((values <= threshold).sum())
+    share = f"{stable} of {len(generated)} generated structures ({stable / len(generated):.1%}) within {threshold} eV/atom of the hull" if len(generated) else "no structures"
+    axis.set_title(share, fontsize=10)
+    figure.suptitle(f"Energy above hull (paper Fig. 8; metric {metric})")
+    return Figure("e-above-hull", "Energy above hull", f"Energy above the convex hull (eV/atom) of the generated structures (paper Fig. 8); {share}. NaN (failed) structures are left out of the histogram.", _png(figure))
+
+
+def _element_colours() -> dict[str, tuple[float, float, float]]:
+    import pymatgen.vis
+    from monty.serialization import loadfn
+
+    scheme = loadfn(str(Path(pymatgen.vis.__path__[0]) / "ElementColorSchemes.yaml"))["Jmol"]
+    return {element: tuple(c / 255 for c in rgb) for element, rgb in scheme.items()}
+
+
+def draw_structure(axis, structure, title: str, colours: dict[str, tuple[float, float, float]]) -> None:
+    """The atoms of the unit cell (coloured by element, sized by atomic radius) and the cell edges, on a 3-D axis."""
+    matrix = structure.lattice.matrix
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ matrix
+    for a in range(8):
+        for b in range(a + 1, 8):
+            if bin(a ^ b).count("1") == 1:  # corners that differ in one fractional coordinate
+                axis.plot(*zip(corners[a], corners[b]), color="0.35", linewidth=0.8)
+    coordinates = structure.cart_coords
+    elements = [site.specie.symbol for site in structure]
+    extent = max(float(np.ptp(corners, axis=0).max()), 1e-3)
+    for element in sorted(set(elements), key=lambda e: -structure.composition[e]):
+        mask = np.array([e == element for e in elements])
+        radius = structure.composition.elements[[el.symbol for el in structure.composition.elements].index(element)].atomic_radius or 1.0
+        size = float(np.clip(900 * (float(radius) / extent) ** 2 * 9, 12, 400))
+        axis.scatter(*coordinates[mask].T, s=size, color=colours.get(element, (0.5, 0.5, 0.5)), edgecolors="0.2", linewidths=0.4, depthshade=False, label=element)
+    axis.set_box_aspect(np.maximum(np.ptp(corners, axis=0), extent * 0.05))
+    axis.set_axis_off()
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=7, frameon=False, loc="lower left", markerscale=0.6, handletextpad=0.2, borderpad=0.1, ncols=min(4, len(set(elements))))
+
+
+def gallery_order(structures: Sequence, details: dict) -> list[int]:
+    """Indices of the structures to show: most stable first when energies above hull exist, else input order."""
+    present = [i for i, s in enumerate(structures) if s is not None]
+    found = _ehull(details)
+    if found is not None and len(found[1]) == len(structures):
+        energies = np.asarray(found[1], dtype=float)
+        return sorted(present, key=lambda i: (not np.isfinite(energies[i]), energies[i] if np.isfinite(energies[i]) else 0.0))
+    return present
+
+
+def figure_gallery(structures: Sequence, ids: Sequence[str], details: dict, count: int = 12) -> Figure | None:
+    """Paper Figs 9–11: generated structures drawn in their unit cells."""
+    order = gallery_order(structures, details)[:count]
+    if not order:
+        return None
+    import warnings
+
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
+
+    colours = _element_colours()
+    found = _ehull(details)
+    columns = min(4, len(order))
+    rows = int(np.ceil(len(order) / columns))
+    figure = _new_figure(3.4 * columns, 3.5 * rows)
+    for position, index in enumerate(order):
+        axis = figure.add_subplot(rows, columns, position + 1, projection="3d")
+        structure = structures[index]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            formula = structure.composition.reduced_formula
+        title = f"{formula}  ({ids[index]})"
+        if found is not None and len(found[1]) == len(structures) and np.isfinite(found[1][index]):
+            title += f"\nE_hull {found[1][index]:.3f} eV/atom"
+        draw_structure(axis, structure, title, colours)
+    figure.suptitle("Generated structures in their unit cells (paper Figs 9–11)")
+    how = "sorted by energy above hull, most stable first" if found is not None else "in input order"
+    return Figure("gallery", "Generated structures", f"{len(order)} generated structures, {how}: atoms of the unit cell coloured by element (Jmol colours), cell edges in grey (paper Figs 9–11).", _png(figure))
+
+
+def _other_panels(details: dict) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
+    skip = set(_cgcnn_metrics(details)) | {STRUCTURE_GROUP}
+    drawn = set(_side(details, STRUCTURE_GROUP, "generated")) | {"e_above_hull"}
+    panels = []
+    for metric, sides in details.items():
+        if metric in skip:
+            continue
+        for name, values in sides.get("generated", {}).items():
+            if name in drawn:  # drawn elsewhere (the ks metric's a, b, c are in the structure figures)
+                continue
+            panels.append((metric, name, values, sides.get("reference", {}).get(name)))
+    return panels
+
+
+def figure_other(details: dict, limit: int = 12) -> Figure | None:
+    """Histograms of every other per-structure value the metrics reported."""
+    panels = _other_panels(details)[:limit]
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    figure = _new_figure(4.4 * columns, 3.4 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for axis, (metric, name, generated, reference) in zip(axes, panels):
+        values = _finite(generated)
+        if is_binary(generated, reference):
+            draw_shares(axis, [("generated", generated, "C0")], name, reference=reference, title=f"{metric}: {_label(name)}")
+            continue
+        discrete = values.size > 0 and np.all(values == np.round(values)) and np.ptp(values) <= 200
+        draw_histograms(axis, [("generated", generated, "C0")], name, reference=reference, discrete=bool(discrete), title=f"{metric}: {_label(name)}")
+    for axis in axes[len(panels) :]:
+        axis.set_axis_off()
+    return Figure("other-details", "Other per-structure values", "Histograms of the other per-structure values the metrics reported (generated, and reference where the metric gives one).", _png(figure))
+
+
+def draw_report_figures(details: dict, figures: dict, structures: Sequence, ids: Sequence[str], *, gallery: int = 12, threshold: float = STABILITY_THRESHOLD) -> list[Figure]:
+    """Every figure the data allow, in the paper's order."""
+    drawn = [
+        figure_lattice(details, figures),
+        figure_spacegroup_atomic_number(details, figures),
+        figure_composition(details, figures),
+        figure_cgcnn(details, figures),
+        figure_ehull(details, figures, threshold),
+        figure_gallery(structures, ids, details, gallery) if gallery > 0 else None,
+        figure_other(details),
+    ]
+    return [figure for figure in drawn if figure is not None]
+
+
+# -- text ---------------------------------------------------------------------------------------
+def format_value(value: Any) -> str:
+    """Four significant digits for numbers, ``n/a`` for missing/NaN."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float, np.number)):
+        value = float(value)
+        if not np.isfinite(value):
+            return "n/a"
+        return f"{int(value)}" if value.is_integer() and abs(value) < 1e9 else f"{value:.4g}"
+    return str(value)
+
+
+def _summary_lines(record: dict[str, Any]) -> list[str]:
+    generated, reference = record.get("generated", {}), record.get("reference", {})
+    lines = []
+    if "generator" in record:
+        lines.append(f"Generator `{record['generator']}` (preset `{record.get('preset')}`), trained on `{record.get('data')}` for {record.get('steps')} steps.")
+    lines.append(
+        f"Generated: `{generated.get('source', '')}` ({generated.get('kind', '')}): {generated.get('items', 0)} items, "
+        f"{generated.get('structures', 0)} structures evaluated, {generated.get('skipped', 0)} without a structure, "
+        f"{generated.get('warnings', 0)} with warnings."
+    )
+    lines.append(f"Reference: `{reference.get('source', '')}`: {reference.get('structures', 0)} structures ({reference.get('skipped', 0)} rows skipped).")
+    settings = generated.get("settings") or {}
+    if settings.get("decoder"):
+        lines.append(f"Tensors decoded with the `{settings['decoder']}` decoder.")
+    return lines
+
+
+def metric_table(values: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows for one metric: K-S pairs (``ks_X``/``pvalue_X``) side by side, other figures one per row."""
+    pairs = [key[3:] for key in values if key.startswith("ks_") and f"pvalue_{key[3:]}" in values]
+    if len(pairs) < 2:
+        return ["figure", "value"], [[key, format_value(value)] for key, value in values.items()]
+    paired = {f"ks_{p}" for p in pairs} | {f"pvalue_{p}" for p in pairs}
+    rows = [[p, format_value(values[f"ks_{p}"]), format_value(values[f"pvalue_{p}"])] for p in pairs]
+    rows += [[key, format_value(value), ""] for key, value in values.items() if key not in paired]
+    return ["property", "K-S D", "p-value"], rows
+
+
+def _metric_sections(record: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    sections = [(name, *metric_table(values)) for name, values in record.get("metrics", {}).items()]
+    if record.get("sun"):
+        sections.insert(0, ("S.U.N. (stable, unique, novel)", *metric_table(record["sun"])))
+    return sections
+
+
+def _issue_rows(issues: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    return issues[:LISTED_ISSUES], max(0, len(issues) - LISTED_ISSUES)
+
+
+def render_markdown(record: dict[str, Any], figures: list[Figure], title: str) -> str:
+    """report.md: summary, metric tables, figures (``figures/*.png``), skipped inputs, settings."""
+    lines = [f"# {title}", "", *_summary_lines(record), ""]
+    for name, header, rows in _metric_sections(record):
+        lines += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in rows], ""]
+    if record.get("detail_errors"):
+        lines += ["Details left out: " + "; ".join(f"`{m}`: {e}" for m, e in record["detail_errors"].items()), ""]
+    if figures:
+        lines += ["## Figures", ""]
+        for figure in figures:
+            lines += [f"### {figure.title}", "", f"![{figure.title}](figures/{figure.key}.png)", "", figure.caption, ""]
+    elif record.get("figures_note"):
+        lines += [f"_{record['figures_note']}_", ""]
+    for heading, key in (("Skipped inputs", "skipped"), ("Warnings (evaluated)", "warnings")):
+        issues = record.get(key) or []
+        if issues:
+            shown, more = _issue_rows(issues)
+            lines += [f"## {heading}", "", "| item | reason | detail |", "|---|---|---|"]
+            lines += [f"| {i['id']} | {i['reason']} | {i['detail'].replace('|', '/')} |" for i in shown]
+            if more:
+                lines.append(f"| … | {more} more in metrics.json | |")
+            lines.append("")
+    lines += ["## Settings", "", "```json", json.dumps(json_safe({"settings": record.get("settings"), "metric_settings": record.get("metric_settings")}), indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1320px; margin: 2em auto; padding: 0 1.5em; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+p.summary { color: #333; margin: 0.3em 0; }
+.tables { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #d6d6d6; padding: 0.25em 0.7em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f2f2f4; }
+caption { font-weight: 600; text-align: left; padding-bottom: 0.3em; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
+.error { color: #b00020; } .note { color: #666; font-style: italic; }
+pre { background: #f6f6f8; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _html_table(caption: str, header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for index, cell in enumerate(row):
+            css = ' class="error"' if cell.startswith(("error", "Error")) or "Error:" in cell else (' class="num"' if index >= numeric_from else "")
+            cells.append(f"<td{css}>{html.escape(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _html_figure(figure: Figure) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    return f'<figure id="{figure.key}"><img src="data:image/png;base64,{data}" alt="{html.escape(figure.title)}"><figcaption>{html.escape(figure.caption)}</figcaption></figure>'
+
+
+def _html_page(title: str, body: list[str]) -> str:
+    return f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n' + "\n".join(body) + "\n</body></html>\n"
+
+
+def render_html(record: dict[str, Any], figures: list[Figure], title: str) -> str:
+    """report.html: the same content as report.md, self-contained (figures as base64 PNG)."""
+    body = [f"<h1>{html.escape(title)}</h1>"] + [f'<p class="summary">{html.escape(line.replace("`", ""))}</p>' for line in _summary_lines(record)]
+    body.append("<h2>Metrics</h2>")
+    tables = [_html_table(name, header, rows) for name, header, rows in _metric_sections(record)]
+    body.append('<div class="tables">' + "".join(tables) + "</div>" if tables else '<p class="note">no metrics were run</p>')
+    if record.get("detail_errors"):
+        body.append('<p class="error">Details left out: ' + html.escape("; ".join(f"{m}: {e}" for m, e in record["detail_errors"].items())) + "</p>")
+    body.append("<h2>Figures</h2>")
+    if figures:
+        body += [f"<h3>{html.escape(f.title)}</h3>{_html_figure(f)}" for f in figures]
+    else:
+        body.append(f'<p class="note">{html.escape(record.get("figures_note") or "no figures")}</p>')
+    for heading, key in (("Skipped inputs", "skipped"), ("Warnings (evaluated)", "warnings")):
+        issues = record.get(key) or []
+        if issues:
+            shown, more = _issue_rows(issues)
+            rows = [[i["id"], i["reason"], i["detail"]] for i in shown] + ([["…", f"{more} more in metrics.json", ""]] if more else [])
+            body += [f"<h2>{heading}</h2>", _html_table("", ["item", "reason", "detail"], rows, numeric_from=99)]
+    settings = json.dumps(json_safe({"settings": record.get("settings"), "generated": record.get("generated", {}).get("settings"), "metric_settings": record.get("metric_settings")}), indent=1)
+    body += ["<h2>Settings</h2>", f"<pre>{html.escape(settings)}</pre>"]
+    return _html_page(title, body)
+
+
+def write_report(folder: str | Path, record: dict[str, Any], details: dict, structures: Sequence, ids: Sequence[str], *, title: str = "crystens evaluation", gallery: int = 12) -> dict[str, Path]:
+    """Write metrics.json, details.npz, figures/*.png, report.md and report.html into ``folder``.
+
+    Args:
+        record: the JSON-able record (see :func:`crystens_core.evaluation.evaluate_generated`).
+        details: metric → side → name → per-structure array.
+        structures: the generated structures (None for failed items), for the gallery.
+        ids: one id per generated item.
+        title: the report's heading.
+        gallery: how many generated structures to draw (0: none).
+
+    Returns:
+        File role → path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_details(folder / DETAILS_FILE, details, ids)
+    record = dict(record)
+    drawn: list[Figure] = []
+    if have_matplotlib():
+        threshold = (record.get("settings") or {}).get("stability_threshold_ev_per_atom", STABILITY_THRESHOLD)
+        drawn = draw_report_figures(details, record.get("metrics", {}), structures, ids, gallery=gallery, threshold=threshold)
+        (folder / "figures").mkdir(exist_ok=True)
+        for figure in drawn:
+            (folder / "figures" / f"{figure.key}.png").write_bytes(figure.png)
+    else:
+        record["figures_note"] = 'figures need matplotlib: pip install "crystens[eval]"'
+    record["figures"] = [f"figures/{f.key}.png" for f in drawn]
+    paths = {"metrics": folder / METRICS_FILE, "details": folder / DETAILS_FILE, "markdown": folder / "report.md", "html": folder / "report.html"}
+    paths["metrics"].write_text(json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n")
+    paths["markdown"].write_text(render_markdown(record, drawn, title))
+    paths["html"].write_text(render_html(record, drawn, title))
+    return paths
+
+
+# -- crystens compare ------------------------------------------------------------------------------
+def read_run(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """A report folder (or its metrics.json) → ``(folder, record)``.
+
+    Raises:
+        ValueError: no readable metrics.json there.
+    """
+    path = Path(path)
+    folder = path.parent if path.name == METRICS_FILE else path
+    file = folder / METRICS_FILE
+    if not file.is_file():
+        raise ValueError(f"{path}: no {METRICS_FILE} (give report folders written by `crystens evaluate` or `crystens run`)")
+    try:
+        return folder, json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: not valid JSON ({exc})") from exc
+
+
+def run_labels(folders: Sequence[Path]) -> list[str]:
+    """Short unique names: the folder names, with parents added where they clash."""
+    parts = [f.resolve().parts for f in folders]
+    depth = 1
+    while depth < max(len(p) for p in parts):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+        depth += 1
+    return ["/".join(p) for p in parts]
+
+
+def comparison_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, list[Any]]]:
+    """``(group, figure, [value per run])`` for every figure any run has (missing → None)."""
+    rows: list[tuple[str, str, list[Any]]] = []
+
+    def add(group: str, getter) -> None:
+        keys: list[str] = []
+        for record in records:
+            for key in getter(record) or {}:
+                if key not in keys:
+                    keys.append(key)
+        for key in keys:
+            rows.append((group, key, [(getter(record) or {}).get(key) for record in records]))
+
+    add("inputs", lambda r: {k: v for k, v in (r.get("generated") or {}).items() if k in ("items", "structures", "skipped", "warnings")})
+    add("S.U.N.", lambda r: r.get("sun"))
+    metric_names: list[str] = []
+    for record in records:
+        for name in record.get("metrics", {}):
+            if name not in metric_names:
+                metric_names.append(name)
+    for name in metric_names:
+        add(name, lambda r, name=name: r.get("metrics", {}).get(name))
+    return rows
+
+
+def figure_comparison(labels: Sequence[str], all_details: Sequence[dict | None], names: Sequence[tuple[str, str]], title: str) -> Figure | None:
+    """Each run's generated distribution overlaid on the first run's reference, one panel per property."""
+    panels = [(metric, name) for metric, name in names if any(d is not None and name in _side(d, metric, "generated") for d in all_details)]
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    figure = _new_figure(4.5 * columns, 3.5 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for axis, (metric, name) in zip(axes, panels):
+        reference = next((_side(d, metric, "reference").get(name) for d in all_details if d is not None and name in _side(d, metric, "reference")), None)
+        series = [(label, _side(d, metric, "generated").get(name), f"C{i % 10}") for i, (label, d) in enumerate(zip(labels, all_details)) if d is not None and name in _side(d, metric, "generated")]
+        fixed = (1, 230) if name == "spacegroup" else None
+        discrete = name in ("spacegroup", "atomic_number_sites", "n_elements", "n_sites")
+        if is_binary(reference, *[values for _, values, _ in series]):
+            draw_shares(axis, series, name, reference=reference, title=f"{metric}: {_label(name)}")
+            continue
+        draw_histograms(axis, series, name, reference=reference, discrete=discrete, fixed=fixed, title=_label(name) if metric == STRUCTURE_GROUP else f"{metric}: {_label(name)}")
+    for axis in axes[len(panels) :]:
+        axis.set_axis_off()
+    figure.suptitle(title)
+    key = title.lower().split(" (")[0].replace(" ", "-").replace(",", "")
+    return Figure(key, title, f"{title}: each run's generated structures, reference (of the first run that has it) filled grey.", _png(figure))
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A table cell: long texts (error messages) cut, the whole of them is in each run's metrics.json."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def write_comparison(runs: Sequence[str | Path], folder: str | Path) -> dict[str, Path]:
+    """`crystens compare`: one table of every figure across runs (Markdown, HTML, JSON) and overlaid distributions.
+
+    Raises:
+        ValueError: fewer than one run, or a run folder without metrics.json.
+    """
+    if not runs:
+        raise ValueError("give at least one report folder")
+    loaded = [read_run(run) for run in runs]
+    folders = [f for f, _ in loaded]
+    records = [r for _, r in loaded]
+    labels = run_labels(folders)
+    all_details = [load_details(f / DETAILS_FILE)[0] if (f / DETAILS_FILE).is_file() else None for f in folders]
+    rows = comparison_rows(records)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn: list[Figure] = []
+    if have_matplotlib():
+        structure_names = [(STRUCTURE_GROUP, n) for n in ("a", "b", "c", "alpha", "beta", "gamma", "spacegroup", "atomic_number_sites", "density", "n_elements")]
+        extra: list[tuple[str, str]] = []
+        for details in all_details:
+            for metric, sides in (details or {}).items():
+                if metric == STRUCTURE_GROUP:
+                    continue
+                for name in sides.get("generated", {}):
+                    if name not in PROPERTY_LABELS and (metric, name) not in extra:
+                        extra.append((metric, name))
+        drawn = [f for f in (figure_comparison(labels, all_details, structure_names, "Structure distributions (paper Figs 4–6)"), figure_comparison(labels, all_details, extra[:12], "Metric details")) if f is not None]
+        (folder / "figures").mkdir(exist_ok=True)
+        for figure in drawn:
+            (folder / "figures" / f"{figure.key}.png").write_bytes(figure.png)
+    missing = [label for label, d in zip(labels, all_details) if d is None]
+    table = [[group, key, *[_short(format_value(v)) for v in values]] for group, key, values in rows]
+    header = ["metric", "figure", *labels]
+    md = ["# crystens comparison", "", *[f"- **{label}**: `{folder_}`" for label, folder_ in zip(labels, folders)], ""]
+    md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in table], ""]
+    if missing:
+        md += [f"No details.npz (left out of the plots): {', '.join(missing)}", ""]
+    for figure in drawn:
+        md += [f"## {figure.title}", "", f"![{figure.title}](figures/{figure.key}.png)", "", figure.caption, ""]
+    body = ["<h1>crystens comparison</h1>", "<ul>" + "".join(f"<li><b>{html.escape(l)}</b>: {html.escape(str(f))}</li>" for l, f in zip(labels, folders)) + "</ul>"]
+    body.append(_html_table("", header, table, numeric_from=2))
+    if missing:
+        body.append(f'<p class="note">No details.npz (left out of the plots): {html.escape(", ".join(missing))}</p>')
+    body += [f"<h2>{html.escape(f.title)}</h2>{_html_figure(f)}" for f in drawn]
+    paths = {"markdown": folder / "compare.md", "html": folder / "compare.html", "json": folder / "compare.json"}
+    paths["markdown"].write_text("\n".join(md))
+    paths["html"].write_text(_html_page("crystens comparison", body))
+    comparison = {"runs": [{"label": l, "folder": str(f)} for l, f in zip(labels, folders)], "rows": [{"group": g, "figure": k, "values": v} for g, k, v in rows], "figures": [f"figures/{f.key}.png" for f in drawn]}
+    paths["json"].write_text(json.dumps(json_safe(comparison), indent=1) + "\n")
+    return paths

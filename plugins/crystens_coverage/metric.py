@@ -1,0 +1,216 @@
+"""Coverage and distribution distances of generated crystals, CDVAE's recipe (Xie et al., ICLR 2022).
+
+Every structure gets a structure fingerprint (site-averaged CrystalNN order
+parameters) and a composition fingerprint (magpie statistics, standardised with
+fixed MP-20 means and standard deviations, NaN → 0); see
+:mod:`crystens_coverage.fingerprints`. With ``D_s`` and ``D_c`` the Euclidean
+distances between generated and reference fingerprints:
+
+- **COV-R** (recall): share of reference structures with min over generated
+  ``D_s`` ≤ ``struc_cutoff`` and min over generated ``D_c`` ≤ ``comp_cutoff``;
+- **COV-P** (precision): share of generated structures with min over reference
+  ``D_s`` ≤ ``struc_cutoff`` and min over reference ``D_c`` ≤ ``comp_cutoff``,
+  divided by *all* generated entries (failed decodes and failed fingerprints
+  count as not covered);
+- AMSD/AMCD: mean of those minimum structure/composition distances.
+
+As in CDVAE the two minima are taken separately (they may come from different
+structures). Cut-offs are CDVAE's for MP-20 by default (0.4 and 10); CDVAE used
+0.2 and 4 for Carbon-24 and Perov-5. Also reported: the Wasserstein (earth
+mover's) distances between generated and reference densities (g/cm³) and
+numbers of elements, over every generated structure that exists (CDVAE took
+them over valid structures only: combine with the ``validity`` metric if needed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCALER_FILE = Path(__file__).resolve().parent / "data" / "magpie_scaler_mp20.json"
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_scaler() -> tuple[np.ndarray, np.ndarray]:
+    """Means and standard deviations of the magpie fingerprint over MP-20 (see build_scaler.py)."""
+    data = json.loads(SCALER_FILE.read_text())
+    return np.asarray(data["means"], dtype=float), np.asarray(data["stds"], dtype=float)
+
+
+def _structure_list(structures: Any, argument: str) -> list:
+    from pymatgen.core import IStructure
+
+    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
+        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
+    items = list(structures)
+    for index, item in enumerate(items):
+        if item is not None and not isinstance(item, IStructure):
+            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
+    return items
+
+
+def _basic_properties(structures: list) -> tuple[np.ndarray, np.ndarray]:
+    """Density (g/cm³) and number of elements per structure, NaN for None or a cell without volume."""
+    density = np.full(len(structures), np.nan)
+    n_elements = np.full(len(structures), np.nan)
+    for index, structure in enumerate(structures):
+        if structure is None:
+            continue
+        n_elements[index] = len(structure.composition.elements)
+        try:
+            value = float(structure.density)
+        except Exception:
+            continue
+        density[index] = value if np.isfinite(value) else np.nan
+    return density, n_elements
+
+
+class CoverageMetric:
+    """COV-R, COV-P, AMSD, AMCD and Wasserstein distances of density and number of elements.
+
+    Args:
+        struc_cutoff: structure-fingerprint distance cut-off (CDVAE: 0.4 for MP-20, 0.2 for Carbon-24 and Perov-5).
+        comp_cutoff: standardised composition-fingerprint distance cut-off (CDVAE: 10 for MP-20, 4 otherwise).
+        comp_scaler: "mp20" (shipped means/stds of MP-20 compositions), "reference"
+            (fitted on the reference set of each call), or {"means": [...], "stds": [...]}
+            with 132 values each (e.g. CDVAE's published constants).
+        symmetry_reduce: fingerprint one site per symmetry orbit and weight it by the
+            orbit size (2.5× faster on MP-20, same COV; see fingerprints.py). False
+            fingerprints every site, CDVAE's loop.
+        n_jobs: worker processes for fingerprinting.
+        progress: show progress bars.
+    """
+
+    requires = frozenset({"structures", "reference"})
+
+    def __init__(self, struc_cutoff: float = 0.4, comp_cutoff: float = 10.0, comp_scaler: str | dict = "mp20", symmetry_reduce: bool = True, n_jobs: int = 1, progress: bool = True):
+        for option, value in (("struc_cutoff", struc_cutoff), ("comp_cutoff", comp_cutoff)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{option} must be a number ≥ 0, got {value!r}")
+        if isinstance(comp_scaler, dict):
+            from crystens_coverage.fingerprints import COMPOSITION_FINGERPRINT_SIZE
+
+            means, stds = comp_scaler.get("means"), comp_scaler.get("stds")
+            if means is None or stds is None or len(means) != COMPOSITION_FINGERPRINT_SIZE or len(stds) != COMPOSITION_FINGERPRINT_SIZE:
+                raise ValueError(f"comp_scaler as a dict needs 'means' and 'stds' with {COMPOSITION_FINGERPRINT_SIZE} values each")
+            comp_scaler = {"means": [float(v) for v in means], "stds": [float(v) for v in stds]}
+        elif comp_scaler not in ("mp20", "reference"):
+            raise ValueError(f"comp_scaler must be 'mp20', 'reference' or a dict of means and stds, got {comp_scaler!r}")
+        if not (isinstance(n_jobs, int) and n_jobs >= 1):
+            raise ValueError(f"n_jobs must be an integer ≥ 1, got {n_jobs!r}")
+        self.struc_cutoff = float(struc_cutoff)
+        self.comp_cutoff = float(comp_cutoff)
+        self.comp_scaler = comp_scaler
+        self.symmetry_reduce = bool(symmetry_reduce)
+        self.n_jobs = n_jobs
+        self.progress = bool(progress)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "struc_cutoff": self.struc_cutoff,
+            "comp_cutoff": self.comp_cutoff,
+            "comp_scaler": self.comp_scaler,
+            "symmetry_reduce": self.symmetry_reduce,
+            "n_jobs": self.n_jobs,
+            "progress": self.progress,
+        }
+
+    def _fingerprints(self, structures: list, label: str, reasons: Counter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ok mask, structure fingerprints of the ok ones, composition fingerprints of the ok ones)."""
+        from crystens_coverage.fingerprints import composition_fingerprint, structure_fingerprints
+
+        struct_fps, why = structure_fingerprints(structures, symmetry_reduce=self.symmetry_reduce, n_jobs=self.n_jobs, progress=self.progress, label=label)
+        ok = np.array([fp is not None for fp in struct_fps], dtype=bool)
+        for reason in why:
+            if reason:
+                reasons[f"{label}: {reason}"] += 1
+        struct = np.array([fp for fp in struct_fps if fp is not None], dtype=float).reshape(-1, 61)
+        comp = np.array([composition_fingerprint(s.composition) for s, good in zip(structures, ok) if good], dtype=float).reshape(-1, 132)
+        return ok, struct, comp
+
+    def _scale(self, comp: np.ndarray, reference_comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.comp_scaler == "mp20":
+            means, stds = shipped_scaler()
+        elif self.comp_scaler == "reference":
+            means, stds = np.nanmean(reference_comp, axis=0), np.nanstd(reference_comp, axis=0)
+            stds = np.where(stds > 0, stds, 1.0)
+        else:
+            means, stds = np.asarray(self.comp_scaler["means"]), np.asarray(self.comp_scaler["stds"])
+        return tuple(np.nan_to_num((x - means) / stds, nan=0.0) for x in (comp, reference_comp))  # type: ignore[return-value]
+
+    def compute(self, *, structures, reference, tensors=None) -> dict[str, float]:
+        """``cov_recall``, ``cov_precision``, ``amsd_recall``, ``amsd_precision``, ``amcd_recall``,
+        ``amcd_precision``, ``wdist_density`` (g/cm³), ``wdist_num_elems``, and the counts
+        ``n_structures``, ``n_failed`` (no structure or no fingerprint) and ``n_reference``."""
+        return self.compute_details(structures=structures, reference=reference)[0]
+
+    def compute_details(self, *, structures, reference, tensors=None):
+        """The figures of :meth:`compute` and per-structure arrays.
+
+        Generated (aligned with ``structures``, NaN where a structure is None or has no
+        fingerprint): ``struc_precision_dist``, ``comp_precision_dist``, ``covered``
+        (1.0/0.0), ``density`` (g/cm³), ``n_elements``. Reference: ``struc_recall_dist``,
+        ``comp_recall_dist``, ``covered``, ``density``, ``n_elements``.
+        """
+        from scipy.spatial.distance import cdist
+        from scipy.stats import wasserstein_distance
+
+        structures = _structure_list(structures, "structures")
+        reference = _structure_list(reference, "reference")
+        if not any(s is not None for s in reference):
+            raise ValueError("reference must hold at least one structure")
+        reasons: Counter = Counter()
+        ref_ok, ref_struct, ref_comp = self._fingerprints(reference, "reference", reasons)
+        gen_ok, gen_struct, gen_comp = self._fingerprints(structures, "generated", reasons)
+        if not ref_ok.any():
+            raise ValueError("no reference structure could be fingerprinted: " + ", ".join(f"{k} ({v})" for k, v in reasons.items()))
+        gen_comp, ref_comp = self._scale(gen_comp, ref_comp)
+
+        n_gen, n_ref = len(structures), len(reference)
+        gen_arrays = {name: np.full(n_gen, np.nan) for name in ("struc_precision_dist", "comp_precision_dist", "covered")}
+        ref_arrays = {name: np.full(n_ref, np.nan) for name in ("struc_recall_dist", "comp_recall_dist", "covered")}
+        figures: dict[str, float] = {}
+        if gen_ok.any():
+            struc = cdist(gen_struct, ref_struct)
+            comp = cdist(gen_comp, ref_comp)
+            precision_s, precision_c = struc.min(axis=1), comp.min(axis=1)
+            recall_s, recall_c = struc.min(axis=0), comp.min(axis=0)
+            precision_hit = (precision_s <= self.struc_cutoff) & (precision_c <= self.comp_cutoff)
+            recall_hit = (recall_s <= self.struc_cutoff) & (recall_c <= self.comp_cutoff)
+            gen_arrays["struc_precision_dist"][gen_ok] = precision_s
+            gen_arrays["comp_precision_dist"][gen_ok] = precision_c
+            gen_arrays["covered"][gen_ok] = precision_hit
+            ref_arrays["struc_recall_dist"][ref_ok] = recall_s
+            ref_arrays["comp_recall_dist"][ref_ok] = recall_c
+            ref_arrays["covered"][ref_ok] = recall_hit
+            figures.update(
+                cov_recall=float(recall_hit.mean()),
+                cov_precision=float(precision_hit.sum() / n_gen),
+                amsd_recall=float(recall_s.mean()),
+                amsd_precision=float(precision_s.mean()),
+                amcd_recall=float(recall_c.mean()),
+                amcd_precision=float(precision_c.mean()),
+            )
+        else:
+            ref_arrays["covered"][ref_ok] = 0.0
+            figures.update(cov_recall=0.0, cov_precision=0.0, amsd_recall=float("nan"), amsd_precision=float("nan"), amcd_recall=float("nan"), amcd_precision=float("nan"))
+
+        gen_density, gen_elements = _basic_properties(structures)
+        ref_density, ref_elements = _basic_properties(reference)
+        for name, generated, real in (("wdist_density", gen_density, ref_density), ("wdist_num_elems", gen_elements, ref_elements)):
+            generated, real = generated[np.isfinite(generated)], real[np.isfinite(real)]
+            figures[name] = float(wasserstein_distance(generated, real)) if len(generated) and len(real) else float("nan")
+        figures["n_structures"] = float(n_gen)
+        figures["n_failed"] = float(n_gen - gen_ok.sum())
+        figures["n_reference"] = float(n_ref)
+        self.failures_ = dict(reasons)
+        details = {
+            "generated": {**gen_arrays, "density": gen_density, "n_elements": gen_elements},
+            "reference": {**ref_arrays, "density": ref_density, "n_elements": ref_elements},
+        }
+        return figures, details

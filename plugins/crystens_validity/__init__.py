@@ -1,0 +1,1 @@
+"""Structural and compositional validity of generated crystals (metric ``validity``, CDVAE's definitions)."""

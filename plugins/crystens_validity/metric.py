@@ -1,0 +1,243 @@
+"""Structural and compositional validity, as defined by CDVAE (Xie et al., ICLR 2022).
+
+- **Structural validity**: the cell volume is at least 0.1 Å³ and no two atoms are
+  closer than 0.5 Å, periodic images included (an atom and its own image count,
+  so a lattice vector shorter than 0.5 Å is invalid too; CDVAE's minimum-image
+  distance matrix misses that case).
+- **Compositional validity** (CDVAE's ``smact_validity``): a single element or,
+  optionally, an all-metal alloy is valid; otherwise some assignment of SMACT
+  oxidation states must be charge neutral for the gcd-reduced atom counts and
+  pass the Pauling electronegativity test (every cation less electronegative
+  than every anion). CDVAE used SMACT's original oxidation-state list, which
+  SMACT ≥ 3 keeps as ``oxidation_states_smact14``; an element without a Pauling
+  electronegativity passes the test as it did there (old SMACT raised
+  ``TypeError`` and CDVAE counted that as a pass).
+
+``None`` entries (structures that failed to decode) count as invalid in every
+fraction; the per-structure flags are NaN for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+OXIDATION_STATE_SETS = ("smact14", "icsd24", "icsd16", "wiki", "sp")
+#: Enumerating more oxidation-state combinations than this at once is done in slices.
+_MAX_GRID = 2_000_000
+
+
+def as_structure_list(structures: Any, argument: str = "structures") -> list:
+    """Check that ``structures`` is a sequence of pymatgen Structures or None.
+
+    Raises:
+        TypeError: naming the argument and the first bad entry.
+    """
+    from pymatgen.core import IStructure
+
+    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
+        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
+    items = list(structures)
+    for index, item in enumerate(items):
+        if item is not None and not isinstance(item, IStructure):
+            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
+    return items
+
+
+def structure_validity(structure, min_distance: float = 0.5, min_volume: float = 0.1) -> tuple[bool, str]:
+    """CDVAE's structural validity of one structure.
+
+    Args:
+        structure: pymatgen Structure.
+        min_distance: smallest allowed interatomic distance (Å), periodic images included.
+        min_volume: smallest allowed cell volume (Å³).
+
+    Returns:
+        (valid, reason): reason is "" when valid, else why not.
+    """
+    matrix = structure.lattice.matrix
+    if not (np.isfinite(matrix).all() and np.isfinite(structure.frac_coords).all()):
+        return False, "non-finite lattice or coordinates"
+    volume = abs(float(np.linalg.det(matrix)))
+    if volume < min_volume:
+        return False, f"volume below {min_volume} Å³"
+    if len(structure) == 0:
+        return False, "no atoms"
+    centres, neighbours, images, distances = structure.get_neighbor_list(min_distance, exclude_self=False)
+    own_position = (centres == neighbours) & np.all(images == 0, axis=1)
+    if np.any(distances[~own_position] < min_distance):
+        return False, f"atoms closer than {min_distance} Å"
+    return True, ""
+
+
+def composition_key(structure) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(element symbols sorted by Z, gcd-reduced integer atom counts) of an ordered structure.
+
+    Raises:
+        ValueError: for dummy species or non-integer (disordered) counts.
+    """
+    counts: Counter = Counter()
+    for site in structure:
+        for species, occupancy in site.species.items():
+            symbol = getattr(species, "symbol", None)
+            if symbol is None or not hasattr(species, "Z"):
+                raise ValueError(f"species {species} is not a chemical element")
+            counts[(species.Z, symbol)] += occupancy
+    amounts = []
+    for (_, symbol), amount in sorted(counts.items()):
+        if abs(amount - round(amount)) > 1e-6 or round(amount) < 1:
+            raise ValueError(f"{symbol} has a non-integer number of atoms ({amount}); only ordered structures are supported")
+        amounts.append(int(round(amount)))
+    divisor = functools.reduce(math.gcd, amounts)
+    return tuple(symbol for (_, symbol) in sorted(counts)), tuple(a // divisor for a in amounts)
+
+
+def _pauling_ok(oxidation_states: tuple[int, ...], electronegativities: tuple[float | None, ...]) -> bool:
+    """Every cation less electronegative than every anion (old SMACT semantics, see module docstring)."""
+    for (ox1, en1), (ox2, en2) in itertools.combinations(zip(oxidation_states, electronegativities), 2):
+        if (ox1 > 0 and ox2 < 0) or (ox1 < 0 and ox2 > 0):
+            if en1 is None or en2 is None:
+                return True  # CDVAE: TypeError in SMACT's comparison → "assume it is okay"
+            if ox1 > 0 and en1 >= en2:
+                return False
+            if ox1 < 0 and en1 <= en2:
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _element_data(symbol: str, oxidation_states: str) -> tuple[tuple[int, ...], float | None, bool]:
+    import smact
+
+    element = smact.Element(symbol)
+    states = getattr(element, f"oxidation_states_{oxidation_states}") or ()
+    return tuple(int(s) for s in states), element.pauling_eneg, symbol in smact.metals
+
+
+@functools.lru_cache(maxsize=65536)
+def smact_validity(symbols: tuple[str, ...], counts: tuple[int, ...], oxidation_states: str = "smact14", pauling_test: bool = True, include_alloys: bool = True) -> bool:
+    """CDVAE's compositional validity of gcd-reduced ``counts`` of ``symbols``.
+
+    The charge balance of every combination of oxidation states is checked at
+    once with NumPy (in slices when there are very many); only the balanced
+    ones go through the Pauling test, which stops at the first that passes.
+
+    Raises:
+        KeyError: for an element SMACT has no data for.
+    """
+    if len(set(symbols)) == 1:
+        return True
+    data = [_element_data(symbol, oxidation_states) for symbol in symbols]
+    if include_alloys and all(is_metal for _, _, is_metal in data):
+        return True
+    states = [np.asarray(s, dtype=np.int64) for s, _, _ in data]
+    if any(s.size == 0 for s in states):
+        return False
+    electronegativities = tuple(eneg for _, eneg, _ in data)
+    weights = np.asarray(counts, dtype=np.int64)
+    # Split the leading axes off until the remaining grid is small enough.
+    split = 0
+    while split < len(states) and math.prod(s.size for s in states[split:]) > _MAX_GRID:
+        split += 1
+    tail = np.stack(np.meshgrid(*states[split:], indexing="ij"), axis=-1).reshape(-1, len(states) - split) if split < len(states) else np.zeros((1, 0), np.int64)
+    tail_charge = tail @ weights[split:]
+    for head in itertools.product(*states[:split]):
+        head_charge = int(np.dot(head, weights[:split])) if split else 0
+        for row in np.flatnonzero(tail_charge == -head_charge):
+            combination = tuple(head) + tuple(int(v) for v in tail[row])
+            if not pauling_test or _pauling_ok(combination, electronegativities):
+                return True
+    return False
+
+
+class ValidityMetric:
+    """CDVAE's structural and compositional validity of generated structures.
+
+    Args:
+        min_distance: smallest allowed interatomic distance (Å), periodic images included.
+        min_volume: smallest allowed cell volume (Å³).
+        oxidation_states: SMACT oxidation-state list: "smact14" (SMACT's original
+            list, what CDVAE used), "icsd24" (SMACT ≥ 3's default), "icsd16", "wiki", "sp".
+        pauling_test: also require cations less electronegative than anions.
+        include_alloys: count compositions made only of metals as valid.
+    """
+
+    requires = frozenset({"structures"})
+
+    def __init__(self, min_distance: float = 0.5, min_volume: float = 0.1, oxidation_states: str = "smact14", pauling_test: bool = True, include_alloys: bool = True):
+        if oxidation_states not in OXIDATION_STATE_SETS:
+            raise ValueError(f"oxidation_states must be one of {', '.join(OXIDATION_STATE_SETS)}, got {oxidation_states!r}")
+        if not min_distance >= 0 or not min_volume >= 0:
+            raise ValueError(f"min_distance and min_volume must be ≥ 0, got {min_distance!r} and {min_volume!r}")
+        self.min_distance = float(min_distance)
+        self.min_volume = float(min_volume)
+        self.oxidation_states = oxidation_states
+        self.pauling_test = bool(pauling_test)
+        self.include_alloys = bool(include_alloys)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "min_distance": self.min_distance,
+            "min_volume": self.min_volume,
+            "oxidation_states": self.oxidation_states,
+            "pauling_test": self.pauling_test,
+            "include_alloys": self.include_alloys,
+        }
+
+    def flags(self, structures) -> tuple[np.ndarray, np.ndarray, Counter]:
+        """Per-structure structural and compositional validity (1.0/0.0, NaN for None) and failure reasons."""
+        structures = as_structure_list(structures)
+        struct_valid = np.full(len(structures), np.nan)
+        comp_valid = np.full(len(structures), np.nan)
+        reasons: Counter = Counter()
+        for index, structure in enumerate(structures):
+            if structure is None:
+                reasons["no structure (failed decode)"] += 1
+                continue
+            try:
+                ok, reason = structure_validity(structure, self.min_distance, self.min_volume)
+            except Exception as exc:  # a pathological cell must not stop the others
+                ok, reason = False, f"distance check failed: {type(exc).__name__}"
+            struct_valid[index] = float(ok)
+            if not ok:
+                reasons[f"structure: {reason}"] += 1
+            try:
+                symbols, counts = composition_key(structure)
+                ok = smact_validity(symbols, counts, self.oxidation_states, self.pauling_test, self.include_alloys)
+                reason = "not charge balanced"
+            except (KeyError, ValueError) as exc:
+                ok, reason = False, f"composition unusable: {exc}"
+            comp_valid[index] = float(ok)
+            if not ok:
+                reasons[f"composition: {reason}"] += 1
+        return struct_valid, comp_valid, reasons
+
+    def compute(self, *, structures, tensors=None, reference=None) -> dict[str, float]:
+        """Fractions (over every entry, None counting as invalid) and counts.
+
+        Returns:
+            ``struct_valid``, ``comp_valid``, ``valid`` (both), ``n_struct_valid``,
+            ``n_comp_valid``, ``n_valid``, ``n_structures`` and ``n_failed`` (None entries).
+        """
+        return self.compute_details(structures=structures)[0]
+
+    def compute_details(self, *, structures, tensors=None, reference=None) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
+        """The figures of :meth:`compute` and per-structure flags ``struct_valid``, ``comp_valid``, ``valid``."""
+        struct_valid, comp_valid, reasons = self.flags(structures)
+        valid = np.where(np.isnan(struct_valid), np.nan, struct_valid * comp_valid)
+        self.failures_ = dict(reasons)
+        n = len(struct_valid)
+        figures: dict[str, float] = {}
+        for name, flags in (("struct_valid", struct_valid), ("comp_valid", comp_valid), ("valid", valid)):
+            count = float(np.nansum(flags))
+            figures[name] = count / n if n else float("nan")
+            figures[f"n_{name}"] = count
+        figures["n_structures"] = float(n)
+        figures["n_failed"] = float(np.isnan(struct_valid).sum())
+        details = {"generated": {"struct_valid": struct_valid, "comp_valid": comp_valid, "valid": valid}, "reference": {}}
+        return figures, details
