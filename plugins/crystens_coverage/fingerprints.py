@@ -19,27 +19,18 @@ docs/metrics-structure.md), at a fraction of the cost for symmetric crystals.
 from __future__ import annotations
 
 import functools
-import hashlib
 import warnings
 from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
+from crystens_core.structures import content_key
 
 STRUCTURE_FINGERPRINT_SIZE = 61
 COMPOSITION_FINGERPRINT_SIZE = 132
 ORBIT_SYMPREC = 1e-3
 _CACHE_SIZE = 200_000
 _structure_cache: OrderedDict[tuple[bytes, bool], np.ndarray] = OrderedDict()
-
-
-def content_key(structure) -> bytes:
-    """A digest of a structure's lattice, fractional coordinates and species."""
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
-    digest.update("|".join(site.species_string for site in structure).encode())
-    return digest.digest()
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crystens_core.structures import structure_list
 
 SCALER_FILE = Path(__file__).resolve().parent / "data" / "magpie_scaler_mp20.json"
 
@@ -40,18 +41,6 @@ def shipped_scaler() -> tuple[np.ndarray, np.ndarray]:
     """Means and standard deviations of the magpie fingerprint over MP-20 (see build_scaler.py)."""
     data = json.loads(SCALER_FILE.read_text())
     return np.asarray(data["means"], dtype=float), np.asarray(data["stds"], dtype=float)
-
-
-def _structure_list(structures: Any, argument: str) -> list:
-    from pymatgen.core import IStructure
-
-    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
-        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
-    items = list(structures)
-    for index, item in enumerate(items):
-        if item is not None and not isinstance(item, IStructure):
-            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
-    return items
 
 
 def _basic_properties(structures: list) -> tuple[np.ndarray, np.ndarray]:
@@ -160,8 +149,8 @@ class CoverageMetric:
         from scipy.spatial.distance import cdist
         from scipy.stats import wasserstein_distance
 
-        structures = _structure_list(structures, "structures")
-        reference = _structure_list(reference, "reference")
+        structures = structure_list(structures, "structures")
+        reference = structure_list(reference, "reference")
         if not any(s is not None for s in reference):
             raise ValueError("reference must hold at least one structure")
         reasons: Counter = Counter()

@@ -11,12 +11,12 @@ cached per process by structure content, so a reference set is analysed once.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+from crystens_core.structures import content_key, structure_list
 
 PROPERTIES = ("a", "b", "c", "alpha", "beta", "gamma", "spacegroup", "atomic_number", "density", "n_elements")
 #: Properties with one value per structure (atomic_number has one per site).
@@ -25,19 +25,11 @@ _SPACEGROUP_CACHE_SIZE = 200_000
 _spacegroup_cache: OrderedDict[tuple[bytes, float], float] = OrderedDict()
 
 
-def _content_key(structure) -> bytes:
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
-    digest.update("|".join(site.species_string for site in structure).encode())
-    return digest.digest()
-
-
 def spacegroup_number(structure, symprec: float = 0.1) -> float:
     """spglib space group number at ``symprec`` Å (NaN where spglib fails), cached per process by structure content."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    key = (_content_key(structure), float(symprec))
+    key = (content_key(structure), float(symprec))
     if key in _spacegroup_cache:
         _spacegroup_cache.move_to_end(key)
         return _spacegroup_cache[key]
@@ -51,18 +43,6 @@ def spacegroup_number(structure, symprec: float = 0.1) -> float:
     if len(_spacegroup_cache) > _SPACEGROUP_CACHE_SIZE:
         _spacegroup_cache.popitem(last=False)
     return number
-
-
-def _structure_list(structures: Any, argument: str) -> list:
-    from pymatgen.core import IStructure
-
-    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
-        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
-    items = list(structures)
-    for index, item in enumerate(items):
-        if item is not None and not isinstance(item, IStructure):
-            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
-    return items
 
 
 def per_structure_properties(structures, symprec: float = 0.1) -> dict[str, np.ndarray]:
@@ -132,8 +112,8 @@ class KSMetric:
         """
         from scipy.stats import ks_2samp
 
-        structures = _structure_list(structures, "structures")
-        reference = _structure_list(reference, "reference")
+        structures = structure_list(structures, "structures")
+        reference = structure_list(reference, "reference")
         generated = per_structure_properties(structures, self.symprec)
         real = per_structure_properties(reference, self.symprec)
         result: dict[str, float] = {}

@@ -11,27 +11,17 @@ cached per process by structure content, so a reference set is reduced once.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from crystens_core.structures import content_key
 
 #: StructureMatcher tolerances used by CDVAE (match rate), DiffCSP and their successors.
 CDVAE_TOLERANCES = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
 _CACHE_SIZE = 200_000
 _reduced_cache: OrderedDict[bytes, tuple[Any, tuple]] = OrderedDict()
-
-
-def content_key(structure) -> bytes:
-    """A digest of a structure's lattice, fractional coordinates and species (identical structures, identical keys)."""
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
-    digest.update("|".join(site.species_string for site in structure).encode())
-    return digest.digest()
 
 
 def composition_group(structure) -> tuple:

@@ -23,18 +23,7 @@ from typing import Any
 import numpy as np
 
 from crystens_novelty.matching import GroupedMatcher, prepare
-
-
-def _structure_list(structures: Any, argument: str) -> list:
-    from pymatgen.core import IStructure
-
-    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
-        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
-    items = list(structures)
-    for index, item in enumerate(items):
-        if item is not None and not isinstance(item, IStructure):
-            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
-    return items
+from crystens_core.structures import structure_list
 
 
 def _prepare_all(structures: list, reasons: Counter, label: str, progress: bool) -> list:
@@ -105,7 +94,7 @@ class UniquenessMetric(_MatcherMetric):
         """The figures of :meth:`compute` and the per-structure ``is_unique`` (1.0/0.0, NaN for failures)."""
         from crystens_core.progress import progress_bar
 
-        structures = _structure_list(structures, "structures")
+        structures = structure_list(structures, "structures")
         reasons: Counter = Counter()
         prepared = _prepare_all(structures, reasons, "generated", self.progress)
         matcher = self._matcher()
@@ -146,8 +135,8 @@ class NoveltyMetric(_MatcherMetric):
         """The figures of :meth:`compute` and the per-structure ``is_novel`` (1.0/0.0, NaN for failures)."""
         from crystens_core.progress import progress_bar
 
-        structures = _structure_list(structures, "structures")
-        reference = _structure_list(reference, "reference")
+        structures = structure_list(structures, "structures")
+        reference = structure_list(reference, "reference")
         reasons: Counter = Counter()
         known: dict[tuple, list] = defaultdict(list)
         for item in _prepare_all(reference, reasons, "reference", self.progress):

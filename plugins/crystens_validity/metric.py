@@ -26,27 +26,11 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from crystens_core.structures import structure_list
 
 OXIDATION_STATE_SETS = ("smact14", "icsd24", "icsd16", "wiki", "sp")
 #: Enumerating more oxidation-state combinations than this at once is done in slices.
 _MAX_GRID = 2_000_000
-
-
-def as_structure_list(structures: Any, argument: str = "structures") -> list:
-    """Check that ``structures`` is a sequence of pymatgen Structures or None.
-
-    Raises:
-        TypeError: naming the argument and the first bad entry.
-    """
-    from pymatgen.core import IStructure
-
-    if structures is None or isinstance(structures, (str, bytes, IStructure)) or not hasattr(structures, "__len__"):
-        raise TypeError(f"{argument} must be a list of pymatgen Structures (None for failed decodes), got {type(structures).__name__}")
-    items = list(structures)
-    for index, item in enumerate(items):
-        if item is not None and not isinstance(item, IStructure):
-            raise TypeError(f"{argument}[{index}] must be a pymatgen Structure or None, got {type(item).__name__}")
-    return items
 
 
 def structure_validity(structure, min_distance: float = 0.5, min_volume: float = 0.1) -> tuple[bool, str]:
@@ -191,7 +175,7 @@ class ValidityMetric:
 
     def flags(self, structures) -> tuple[np.ndarray, np.ndarray, Counter]:
         """Per-structure structural and compositional validity (1.0/0.0, NaN for None) and failure reasons."""
-        structures = as_structure_list(structures)
+        structures = structure_list(structures, "structures")
         struct_valid = np.full(len(structures), np.nan)
         comp_valid = np.full(len(structures), np.nan)
         reasons: Counter = Counter()
