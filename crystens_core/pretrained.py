@@ -2,15 +2,22 @@
 
 A pretrained folder holds ``crystens.json`` — the plugin, the class, the crystens
 version, the constructor arguments, the fitted scaler and the encoder settings —
-and the weights in ``model.safetensors``. :func:`read_pretrained_config` checks a
+and the weights in ``model.safetensors`` (or the file the record's ``weights`` field
+names, e.g. ``model.weights.h5`` for Keras). :func:`read_pretrained_config` checks a
 folder before anything is loaded and names what is missing or wrong.
+
+Training checkpoints are such folders too, ``root/step-XXXXXXXX`` with the optimiser
+state and ``trainer.json`` beside, committed atomically by :func:`commit_checkpoint`
+and found through the ``root/latest`` pointer (:func:`latest_checkpoint`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,8 @@ from crystens_core.errors import CrystensError
 CONFIG_NAME = "crystens.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "crystens.generator"
+LATEST = "latest"
+TRAINER_NAME = "trainer.json"
 
 
 class PretrainedError(CrystensError, ValueError):
@@ -66,9 +75,53 @@ def read_pretrained_config(directory: str | Path, *, expected_class: str | None 
         raise PretrainedError(f"{directory}: written by plugin {record['plugin']!r} (generator {record['generator']!r}), not {expected_plugin!r}")
     if expected_class and record["class"] != expected_class:
         raise PretrainedError(f"{directory}: holds a {record['class']} ({record['generator']!r}), not a {expected_class}")
-    if not (directory / WEIGHTS_NAME).is_file():
-        raise PretrainedError(f"{directory}: missing {WEIGHTS_NAME}")
+    weights = record.get("weights", WEIGHTS_NAME)
+    if not isinstance(weights, str) or Path(weights).name != weights or weights in ("", ".", ".."):
+        raise PretrainedError(f"{config_path}: field 'weights' must be a file name in the folder, got {weights!r}")
+    if not (directory / weights).is_file():
+        raise PretrainedError(f"{directory}: missing {weights}")
     return record
+
+
+def commit_checkpoint(root: str | Path, step: int, write: Callable[[Path], None], *, keep: int = 2) -> Path:
+    """Write checkpoint ``root/step-XXXXXXXX`` atomically and point ``root/latest`` at it.
+
+    ``write(folder)`` fills a temporary folder ``root/.step-XXXXXXXX.tmp``, which is
+    then renamed; the ``latest`` pointer is replaced atomically after that, and all
+    but the newest ``keep`` checkpoints are deleted. A kill at any moment leaves the
+    previous checkpoint and pointer intact.
+
+    Returns:
+        The checkpoint folder.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    temporary = root / f".step-{step:08d}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    write(temporary)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temporary, final)
+    write_json_atomic(root / LATEST, {"checkpoint": final.name, "step": step})
+    for old in sorted(root.glob("step-*"))[: -int(keep)] if keep > 0 else ():
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The checkpoint folder ``root/latest`` points at, or None when there is no pointer.
+
+    Raises:
+        PretrainedError: the pointer names a folder that does not exist.
+    """
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    target = Path(root) / json.loads(pointer.read_text())["checkpoint"]
+    if not target.is_dir():
+        raise PretrainedError(f"{pointer} points at {target.name}, which does not exist")
+    return target
 
 
 def load_generator(directory: str | Path, **overrides: Any):

@@ -2,7 +2,9 @@
 
 Subclasses define the networks (:meth:`build`), one optimisation step
 (:meth:`train_step`) and sampling in scaled space (:meth:`generate`); this class
-does the rest: presets, the scaler, the training loop with a progress bar,
+does the rest (presets, settings, scaler and the ``crystens.json`` record come from
+:class:`crystens_core.generator_base.GeneratorBase`, shared with the Keras
+generators): the training loop with a progress bar,
 Accelerate (one process on this CPU, DDP across GPUs or nodes with ``accelerate
 launch``), mixed precision on GPU, atomic checkpoints that resume exactly, and
 ``save_pretrained`` / ``from_pretrained`` as JSON + safetensors.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,14 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from crystens_core import __version__, layout
-from crystens_core.pretrained import CONFIG_NAME, FORMAT, WEIGHTS_NAME, PretrainedError, read_pretrained_config, write_json_atomic
+from crystens_core import layout
+from crystens_core.generator_base import GeneratorBase, step_seed
+from crystens_core.pretrained import CONFIG_NAME, LATEST, TRAINER_NAME, WEIGHTS_NAME, PretrainedError, commit_checkpoint, latest_checkpoint, write_json_atomic
 from crystens_core.scaler import FieldScaler
 from crystens_torch import state as state_io
 
-LATEST = "latest"
+__all__ = ["LATEST", "OPTIMIZER_NAME", "TRAINER_NAME", "TorchGenerator", "latest_checkpoint", "resolve_device", "step_generator"]
+
 OPTIMIZER_NAME = "optimizer.safetensors"
-TRAINER_NAME = "trainer.json"
 
 
 def resolve_device(device: str) -> str:
@@ -48,10 +50,10 @@ def resolve_device(device: str) -> str:
 
 def step_generator(seed: int, step: int, process: int = 0, device: str = "cpu") -> torch.Generator:
     """The random-number generator of one training step (reproducible across resumes)."""
-    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + step) * 1_009 + process)
+    return torch.Generator(device=device).manual_seed(step_seed(seed, step, process))
 
 
-class TorchGenerator:
+class TorchGenerator(GeneratorBase):
     """Base class of the torch generators.
 
     Args:
@@ -63,32 +65,13 @@ class TorchGenerator:
             ("auto": bf16/fp16 on CUDA, none elsewhere; or "no", "fp16", "bf16").
     """
 
-    #: Registered generator name and the entry-point name of its plugin.
-    name: ClassVar[str] = ""
-    plugin: ClassVar[str] = ""
-    #: Preset name → settings (each subclass defines both "small" and "paper").
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "mixed_precision": "auto", "checkpoint_every": 100, "keep_checkpoints": 2}
-    #: The scaled range the networks produce.
-    feature_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: True when a training step leaves some parameters without gradients (DDP must know).
     find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, preset: str = "small", **settings: Any):
-        if preset not in self.PRESETS:
-            raise ValueError(f"{self.name}: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
-        known = set(self.PRESETS[preset]) | set(self.COMMON)
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}")
-        self.preset = preset
-        self.overrides = dict(settings)
-        self.settings = {**self.COMMON, **self.PRESETS[preset], **settings}
-        self.step_ = 0
-        self.history_: list[dict[str, float]] = []
+        super().__init__(preset, **settings)
         self.modules_: dict[str, torch.nn.Module] | None = None
-        self.scaler_: FieldScaler | None = None
-        self.encoder_config_: dict[str, Any] = {}
 
     # -- to be defined by subclasses -------------------------------------------------------
     def build(self, channels: int, size: int) -> dict[str, torch.nn.Module]:
@@ -106,17 +89,7 @@ class TorchGenerator:
         """``count`` scaled tensors (count, C, S, S) in ``feature_range``."""
         raise NotImplementedError
 
-    # -- configuration ------------------------------------------------------------------------
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-serialisable."""
-        return {"preset": self.preset, **self.overrides}
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        if self.scaler_ is None:
-            raise RuntimeError(f"{self.name} is not fitted")
-        return (self.scaler_.channels_, self.scaler_.size_, self.scaler_.size_)
-
+    # -- building -----------------------------------------------------------------------------
     def _ensure_built(self, channels: int, size: int) -> None:
         if self.modules_ is None:
             torch.manual_seed(self.settings["seed"])
@@ -155,20 +128,7 @@ class TorchGenerator:
 
         from crystens_core.progress import progress_bar
 
-        tensors = np.asarray(tensors) if not isinstance(tensors, np.ndarray) else tensors
-        if tensors.ndim != 4 or tensors.shape[2] != tensors.shape[3] or len(tensors) == 0:
-            raise ValueError(f"fit needs raw tensors of shape (N, C, S, S), got {tensors.shape}")
-        total = int(steps if steps is not None else self.settings["steps"])
-        checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        if checkpoint_dir and resume and latest_checkpoint(checkpoint_dir):
-            self._load_checkpoint(latest_checkpoint(checkpoint_dir), tensors.shape[1:])
-        else:
-            if self.scaler_ is None:
-                self.scaler_ = scaler if scaler is not None else FieldScaler(self.feature_range).fit(tensors)
-            self.encoder_config_ = dict(encoder_config or self.encoder_config_)
-        if self.shape != tuple(tensors.shape[1:]):
-            raise ValueError(f"tensors have shape {tensors.shape[1:]}, the model was built for {self.shape}")
-        self._ensure_built(*self.shape[:2])
+        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume)
 
         ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
         accelerator = Accelerator(cpu=resolve_device(self.settings["device"]) == "cpu", mixed_precision=self._mixed_precision(), kwargs_handlers=[ddp])
@@ -247,20 +207,6 @@ class TorchGenerator:
         return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
 
     # -- persistence ----------------------------------------------------------------------------
-    def _record(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "plugin": self.plugin,
-            "generator": self.name,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "crystens_version": __version__,
-            "arguments": self.get_config(),
-            "shape": list(self.shape),
-            "scaler": self.scaler_.to_dict(),
-            "encoder": self.encoder_config_,
-            "trained_steps": self.step_,
-        }
-
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``crystens.json`` and ``model.safetensors`` to ``directory`` (created)."""
         from safetensors.torch import save_file
@@ -289,7 +235,7 @@ class TorchGenerator:
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        record = read_pretrained_config(directory, expected_class=f"{cls.__module__}.{cls.__qualname__}", expected_plugin=cls.plugin)
+        record = cls._read_record(directory)
         generator = cls(**{**record["arguments"], **overrides})
         generator._restore(record, directory)
         try:
@@ -300,16 +246,8 @@ class TorchGenerator:
         return generator
 
     def _restore(self, record: dict[str, Any], directory: Path) -> None:
-        try:
-            self.scaler_ = FieldScaler.from_dict(record["scaler"])
-            channels, size, _ = (int(v) for v in record["shape"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise PretrainedError(f"{directory / CONFIG_NAME}: bad scaler or shape ({exc})") from exc
-        if self.shape != (channels, size, size):
-            raise PretrainedError(f"{directory / CONFIG_NAME}: shape {record['shape']} does not match its scaler {list(self.shape)}")
-        self.encoder_config_ = record.get("encoder", {})
-        self.step_ = int(record.get("trained_steps", 0))
-        self._ensure_built(channels, size)
+        self._restore_record(record, directory)
+        self._ensure_built(*self.shape[:2])
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _save_checkpoint(self, root: Path) -> Path:
@@ -321,39 +259,27 @@ class TorchGenerator:
             accelerator.wait_for_everyone()
             if not accelerator.is_main_process:
                 return root
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"step-{self.step_:08d}"
-        temporary = root / f".step-{self.step_:08d}.tmp"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
         unwrap = accelerator.unwrap_model if accelerator is not None else (lambda m: m)
-        save_file(state_io.modules_state({k: unwrap(m) for k, m in self.modules_.items()}), str(temporary / WEIGHTS_NAME))
-        optimizer_tensors, optimizer_plain = {}, {}
-        for name, optimizer in self.optimizers_.items():
-            tensors, plain = state_io.optimizer_state(name, getattr(optimizer, "optimizer", optimizer))
-            optimizer_tensors.update(tensors)
-            optimizer_plain[name] = plain
-        save_file(optimizer_tensors, str(temporary / OPTIMIZER_NAME))
-        (temporary / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_, "optimizers": optimizer_plain}))
-        (temporary / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(temporary, final)
-        write_json_atomic(root / LATEST, {"checkpoint": final.name, "step": self.step_})
-        for old in sorted(root.glob("step-*"))[: -int(self.settings["keep_checkpoints"])]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+
+        def write(temporary: Path) -> None:
+            save_file(state_io.modules_state({k: unwrap(m) for k, m in self.modules_.items()}), str(temporary / WEIGHTS_NAME))
+            optimizer_tensors, optimizer_plain = {}, {}
+            for name, optimizer in self.optimizers_.items():
+                tensors, plain = state_io.optimizer_state(name, getattr(optimizer, "optimizer", optimizer))
+                optimizer_tensors.update(tensors)
+                optimizer_plain[name] = plain
+            save_file(optimizer_tensors, str(temporary / OPTIMIZER_NAME))
+            (temporary / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_, "optimizers": optimizer_plain}))
+            (temporary / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
+
+        return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
 
     def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
         from safetensors.torch import load_file
 
-        record = read_pretrained_config(directory, expected_class=f"{type(self).__module__}.{type(self).__qualname__}", expected_plugin=self.plugin)
-        if tuple(record.get("shape", ())) != tuple(shape):
-            raise PretrainedError(f"{directory}: checkpoint is for tensors of shape {tuple(record.get('shape', ()))}, the data has {tuple(shape)}")
-        if record["arguments"] != self.get_config():
-            raise PretrainedError(f"{directory}: checkpoint was trained with {record['arguments']}, this generator has {self.get_config()}")
+        record = self._read_record(directory)
+        self._check_resumable(record, directory, shape, TRAINER_NAME, OPTIMIZER_NAME)
         trainer_path, optimizer_path = directory / TRAINER_NAME, directory / OPTIMIZER_NAME
-        if not trainer_path.is_file() or not optimizer_path.is_file():
-            raise PretrainedError(f"{directory}: missing {TRAINER_NAME} or {OPTIMIZER_NAME} (not a training checkpoint)")
         self._restore(record, directory)
         state_io.load_modules_state(self.modules_, load_file(str(directory / WEIGHTS_NAME)), str(directory / WEIGHTS_NAME))
         trainer = json.loads(trainer_path.read_text())
@@ -363,13 +289,3 @@ class TorchGenerator:
         self.step_ = int(trainer["step"])
         self.history_ = list(trainer["history"])
 
-
-def latest_checkpoint(root: str | Path) -> Path | None:
-    """The checkpoint folder ``root/latest`` points at, or None."""
-    pointer = Path(root) / LATEST
-    if not pointer.is_file():
-        return None
-    target = Path(root) / json.loads(pointer.read_text())["checkpoint"]
-    if not target.is_dir():
-        raise PretrainedError(f"{pointer} points at {target.name}, which does not exist")
-    return target

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from crystens_core.generator_base import annealed  # noqa: F401  (re-exported: the GAN and WGAN-GP import it from here)
+
 STAGES = 4  # four ×2 up/down-samplings: 4 × 4 ↔ 64 × 64
 
 
@@ -71,13 +73,6 @@ class ConvDiscriminator(nn.Module):
         if pad:
             tensors = F.pad(tensors, (0, pad, 0, pad))
         return self.head(self.features(tensors).flatten(1)).squeeze(1)
-
-
-def annealed(start: float, step: int, steps: int) -> float:
-    """``start`` decayed linearly to 0 over ``steps`` steps (0 from step ``steps`` on)."""
-    if start <= 0 or steps <= 0:
-        return 0.0
-    return float(start) * max(0.0, 1.0 - step / steps)
 
 
 def instance_noise(tensors: torch.Tensor, sigma: float, rng: torch.Generator) -> torch.Tensor:
