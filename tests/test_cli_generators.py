@@ -64,3 +64,30 @@ def test_missing_torch_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     with pytest.raises(MissingDependencyError, match=r'pip install "crystens\[torch\]"'):
         get_generator("gan")
+
+
+FULL_DATA_TINY = {
+    "gan": ["width=4"],
+    "wgan-gp": ["width=4", "critic_steps=1"],
+    "ddpm": ["block_out_channels=[8, 8]", "norm_num_groups=4"],
+    "imagen": ["dim=8", "dim_mults=[1, 2]", "timesteps=2"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("generator", sorted(FULL_DATA_TINY))
+def test_every_generator_trains_on_the_full_data(tmp_path, shared_data, monkeypatch, generator):
+    import importlib.util
+
+    needs = {"ddpm": "diffusers", "imagen": "imagen_pytorch"}.get(generator)
+    if needs and importlib.util.find_spec(needs) is None:
+        pytest.skip(f"{generator} needs {needs}")
+    monkeypatch.setenv("CRYSTENS_DATA_DIR", str(shared_data))
+    options = [part for option in FULL_DATA_TINY[generator] + ["device=cpu"] for part in ("--option", option)]
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--generator", generator, "--data", "mp-20:pilot_val", "--steps", "2", "--batch-size", "2", "-o", str(run_dir), *options])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["n_train"] == 1000 and record["steps"] == 2
+    losses = [value for step in record["history"] for key, value in step.items() if key != "step"]
+    assert losses and all(value == value and abs(value) < 1e6 for value in losses)  # finite
