@@ -1,0 +1,173 @@
+"""What every generator shares, whatever its deep-learning library.
+
+:class:`GeneratorBase` holds the presets and settings (the constructor arguments),
+the fitted scaler, the encoder settings, the step counter and loss history, the
+``crystens.json`` record, and the checks before training starts or resumes. The
+torch base (``crystens_torch.generator.TorchGenerator``) and the Keras base
+(``crystens_keras.generator.KerasGenerator``) add the networks, the training loop,
+sampling and the weight files. This module imports no deep-learning library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from crystens_core import __version__
+from crystens_core.pretrained import CONFIG_NAME, FORMAT, WEIGHTS_NAME, PretrainedError, latest_checkpoint, read_pretrained_config
+from crystens_core.scaler import FieldScaler
+
+
+def step_seed(seed: int, step: int, process: int = 0) -> int:
+    """The seed of the random numbers of training step ``step`` (or of the sampling
+    chunk starting at index ``step``) in process ``process``: a function of the three
+    only, so that a run resumed at step ``step`` draws what the uninterrupted run would."""
+    return (int(seed) * 1_000_003 + int(step)) * 1_009 + int(process)
+
+
+def annealed(start: float, step: int, steps: int) -> float:
+    """``start`` decayed linearly to 0 over ``steps`` steps (0 from step ``steps`` on)."""
+    if start <= 0 or steps <= 0:
+        return 0.0
+    return float(start) * max(0.0, 1.0 - step / steps)
+
+
+class GeneratorBase:
+    """Presets, settings, scaler and the pretrained record of a generator.
+
+    Args:
+        preset: a key of ``PRESETS`` ("small" for a CPU, "paper" for the paper's settings).
+        **settings: any value of the preset or of ``COMMON`` to override; an unknown
+            name is an error that lists the valid ones.
+    """
+
+    #: Registered generator name and the entry-point name of its plugin.
+    name: ClassVar[str] = ""
+    plugin: ClassVar[str] = ""
+    #: Preset name → settings (each subclass defines both "small" and "paper").
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Settings every preset of the family accepts.
+    COMMON: ClassVar[dict[str, Any]] = {}
+    #: The scaled range the networks produce.
+    feature_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    #: The weights file of a pretrained or checkpoint folder.
+    weights_name: ClassVar[str] = WEIGHTS_NAME
+
+    def __init__(self, preset: str = "small", **settings: Any):
+        if preset not in self.PRESETS:
+            raise ValueError(f"{self.name}: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
+        known = set(self.PRESETS[preset]) | set(self.COMMON)
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}")
+        self.preset = preset
+        self.overrides = dict(settings)
+        self.settings = {**self.COMMON, **self.PRESETS[preset], **settings}
+        self.step_ = 0
+        self.history_: list[dict[str, float]] = []
+        self.scaler_: FieldScaler | None = None
+        self.encoder_config_: dict[str, Any] = {}
+
+    # -- configuration ------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable."""
+        return {"preset": self.preset, **self.overrides}
+
+    @classmethod
+    def class_path(cls) -> str:
+        """``module.Class``, as recorded in ``crystens.json``."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, S, S) of the tensors the model was fitted on."""
+        if self.scaler_ is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        return (self.scaler_.channels_, self.scaler_.size_, self.scaler_.size_)
+
+    # -- training -------------------------------------------------------------------------------
+    def _begin_fit(
+        self,
+        tensors: np.ndarray,
+        steps: int | None,
+        scaler: FieldScaler | None,
+        encoder_config: dict[str, Any] | None,
+        checkpoint_dir: str | Path | None,
+        resume: bool,
+    ) -> tuple[np.ndarray, int, Path | None]:
+        """Check the tensors, resume from the latest checkpoint or set the scaler up, build.
+
+        Returns:
+            The tensors as an array (a memory map stays one), the total number of
+            steps to reach and the checkpoint folder (or None).
+        """
+        if not isinstance(tensors, np.ndarray):
+            tensors = np.asarray(tensors)
+        if tensors.ndim != 4 or tensors.shape[2] != tensors.shape[3] or len(tensors) == 0:
+            raise ValueError(f"fit needs raw tensors of shape (N, C, S, S), got {tensors.shape}")
+        total = int(steps if steps is not None else self.settings["steps"])
+        checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir and resume else None
+        if latest is not None:
+            self._load_checkpoint(latest, tensors.shape[1:])
+        else:
+            if self.scaler_ is None:
+                self.scaler_ = scaler if scaler is not None else FieldScaler(self.feature_range).fit(tensors)
+            self.encoder_config_ = dict(encoder_config or self.encoder_config_)
+        if self.shape != tuple(tensors.shape[1:]):
+            raise ValueError(f"tensors have shape {tensors.shape[1:]}, the model was built for {self.shape}")
+        self._ensure_built(*self.shape[:2])
+        return tensors, total, checkpoint_dir
+
+    def _ensure_built(self, channels: int, size: int) -> None:
+        """Build the networks and optimisers for tensors (channels, size, size) once."""
+        raise NotImplementedError
+
+    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
+        """Restore networks, optimisers, step and history from a checkpoint folder."""
+        raise NotImplementedError
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _record(self) -> dict[str, Any]:
+        """The ``crystens.json`` record of a pretrained or checkpoint folder."""
+        return {
+            "format": FORMAT,
+            "plugin": self.plugin,
+            "generator": self.name,
+            "class": self.class_path(),
+            "crystens_version": __version__,
+            "arguments": self.get_config(),
+            "shape": list(self.shape),
+            "scaler": self.scaler_.to_dict(),
+            "encoder": self.encoder_config_,
+            "trained_steps": self.step_,
+            "weights": self.weights_name,
+        }
+
+    @classmethod
+    def _read_record(cls, directory: Path) -> dict[str, Any]:
+        """The checked record of a folder written by this generator's class and plugin."""
+        return read_pretrained_config(directory, expected_class=cls.class_path(), expected_plugin=cls.plugin)
+
+    def _restore_record(self, record: dict[str, Any], directory: Path) -> None:
+        """Scaler, encoder settings and step counter from a record (networks not touched)."""
+        try:
+            self.scaler_ = FieldScaler.from_dict(record["scaler"])
+            channels, size, _ = (int(v) for v in record["shape"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PretrainedError(f"{directory / CONFIG_NAME}: bad scaler or shape ({exc})") from exc
+        if self.shape != (channels, size, size):
+            raise PretrainedError(f"{directory / CONFIG_NAME}: shape {record['shape']} does not match its scaler {list(self.shape)}")
+        self.encoder_config_ = record.get("encoder", {})
+        self.step_ = int(record.get("trained_steps", 0))
+
+    def _check_resumable(self, record: dict[str, Any], directory: Path, shape: tuple[int, ...], *files: str) -> None:
+        """Refuse a checkpoint for other data, other settings or without its training files."""
+        if tuple(record.get("shape", ())) != tuple(shape):
+            raise PretrainedError(f"{directory}: checkpoint is for tensors of shape {tuple(record.get('shape', ()))}, the data has {tuple(shape)}")
+        if record["arguments"] != self.get_config():
+            raise PretrainedError(f"{directory}: checkpoint was trained with {record['arguments']}, this generator has {self.get_config()}")
+        if not all((directory / name).is_file() for name in files):
+            raise PretrainedError(f"{directory}: missing {' or '.join(files)} (not a training checkpoint)")

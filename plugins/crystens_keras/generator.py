@@ -1,0 +1,362 @@
+"""`KerasGenerator`: the generator contract for Keras 3 models on TensorFlow.
+
+The Keras twin of ``crystens_torch.generator.TorchGenerator``, built on the same
+:class:`crystens_core.generator_base.GeneratorBase` (presets, settings, scaler,
+``crystens.json``): subclasses define the networks (:meth:`build`), the optimisers
+(:meth:`make_optimizers`), one optimisation step in graph code (:meth:`train_step`,
+compiled once with ``tf.function``) and sampling in scaled space (:meth:`generate`).
+This class does the training loop with a progress bar and ``time_limit``, atomic
+checkpoints that resume exactly, ``sample`` in the project's channels-first raw
+layout, and ``save_pretrained`` / ``from_pretrained`` as ``crystens.json`` plus a
+Keras weights file ``model.weights.h5`` (no pickles).
+
+Reproducible by construction, like the torch generators: the batch indices and
+every random number of step ``t`` — latents, instance noise, interpolation weights
+(stateless TensorFlow ops seeded from a per-step key) and the dropout masks (the
+dropout layers' seed generators are reset each step) — are functions of
+``(seed, t)``, so a run resumed from the checkpoint of step ``t`` continues exactly
+as the uninterrupted one. Initial weights depend only on ``seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from crystens_core import layout
+from crystens_core.generator_base import GeneratorBase, step_seed
+from crystens_core.pretrained import CONFIG_NAME, TRAINER_NAME, PretrainedError, commit_checkpoint, write_json_atomic
+from crystens_keras.backend import keras, tf
+from crystens_keras.networks import from_volume, to_volume
+
+WEIGHTS_NAME = "model.weights.h5"
+OPTIMIZER_NAME = "optimizer.h5"
+
+
+class _Networks(keras.Model):
+    """Holds the named networks as attributes so that one Keras weights file stores them all
+    (``model.weights.h5`` with a group per network; ``keras.Model.load_weights`` reads it)."""
+
+    def __init__(self, networks: dict[str, keras.Model]):
+        super().__init__(name="networks")
+        for name, network in networks.items():
+            setattr(self, name, network)
+        self.built = True
+
+
+class KerasGenerator(GeneratorBase):
+    """Base class of the Keras generators.
+
+    Args:
+        preset: "small" (trains on a 2-core CPU in minutes) or "paper" (the paper's
+            networks and hyperparameters, for a GPU).
+        **settings: any value of the preset to override (see ``PRESETS`` of the
+            subclass), and the common ``batch_size``, ``steps``, ``seed``,
+            ``checkpoint_every`` (steps), ``keep_checkpoints``, ``device`` ("auto":
+            TensorFlow's placement; "cpu", "gpu" or "gpu:N") and ``jit_compile``
+            (compile the training step with XLA).
+    """
+
+    COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "jit_compile": False, "checkpoint_every": 100, "keep_checkpoints": 2}
+    weights_name: ClassVar[str] = WEIGHTS_NAME
+
+    def __init__(self, preset: str = "small", **settings: Any):
+        super().__init__(preset, **settings)
+        self.networks_: dict[str, keras.Model] | None = None
+        self.optimizers_: dict[str, keras.optimizers.Optimizer] = {}
+        self._compiled_step = None
+
+    # -- to be defined by subclasses -------------------------------------------------------
+    def build(self, channels: int, size: int) -> dict[str, keras.Model]:
+        """The networks for tensors (channels, size, size); they see (size, size, channels, 1) volumes."""
+        raise NotImplementedError
+
+    def make_optimizers(self, networks: dict[str, keras.Model]) -> dict[str, keras.optimizers.Optimizer]:
+        """One optimiser per trained network, keyed like ``networks``."""
+        raise NotImplementedError
+
+    def train_step(self, batch: tf.Tensor, key: tf.Tensor, sigma: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One optimisation step (graph code) on a scaled batch of volumes (n, S, S, C, 1).
+
+        Args:
+            key: int32 (2,) seed of this step's stateless random numbers.
+            sigma: float32 scalar, this step's instance-noise σ (0 when unused).
+
+        Returns:
+            Named scalar losses.
+        """
+        raise NotImplementedError
+
+    def generate(self, count: int, key: tf.Tensor) -> tf.Tensor:
+        """``count`` scaled volumes (count, S, S, C, 1) in ``feature_range``."""
+        raise NotImplementedError
+
+    def noise_level(self) -> float:
+        """The instance-noise σ of the current step (0 unless a subclass uses it)."""
+        return 0.0
+
+    # -- building -------------------------------------------------------------------------------
+    def _device(self):
+        """A ``tf.device`` scope for the ``device`` setting (nothing for "auto")."""
+        device = str(self.settings["device"]).lower()
+        if device == "auto":
+            return contextlib.nullcontext()
+        kind, _, index = device.replace("cuda", "gpu").partition(":")
+        if kind not in ("cpu", "gpu"):
+            raise ValueError(f"{self.name}: device must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {self.settings['device']!r}")
+        return tf.device(f"/{kind.upper()}:{index or 0}")
+
+    def _ensure_built(self, channels: int, size: int) -> None:
+        if self.networks_ is not None:
+            return
+        # Keras draws initial weights and dropout seeds from Python's `random`; seed it for
+        # the build only and leave the caller's random state as it was.
+        state = random.getstate()
+        random.seed(int(self.settings["seed"]))
+        try:
+            with self._device():
+                networks = self.build(channels, size)
+                optimizers = self.make_optimizers(networks)
+                for name, optimizer in optimizers.items():
+                    optimizer.build(networks[name].trainable_variables)
+        finally:
+            random.setstate(state)
+        self.networks_, self.optimizers_ = networks, optimizers
+        self._dropout_seeds = [
+            layer.seed_generator for network in networks.values() for layer in network._flatten_layers() if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+        ]
+        self._compiled_step = None
+
+    def _step_function(self):
+        if self._compiled_step is None:
+            self._compiled_step = tf.function(self.train_step, jit_compile=bool(self.settings["jit_compile"]), reduce_retracing=True)
+        return self._compiled_step
+
+    def _reseed_dropout(self, base: int) -> None:
+        for index, generator in enumerate(self._dropout_seeds):
+            generator.state.assign(np.array([base + index, 0], dtype=generator.state.dtype))
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(
+        self,
+        tensors: np.ndarray,
+        *,
+        steps: int | None = None,
+        scaler=None,
+        encoder_config: dict[str, Any] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = True,
+        progress: bool = True,
+        time_limit: float | None = None,
+    ) -> "KerasGenerator":
+        """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
+
+        Args:
+            tensors: raw CrysTens tensors in physical units (a memory map is fine).
+            steps: total optimisation steps to reach (default: the preset's ``steps``).
+            scaler: a fitted :class:`crystens_core.scaler.FieldScaler`; fitted on ``tensors`` when None.
+            encoder_config: the encoder settings, saved with the model.
+            checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
+            resume: continue from the latest checkpoint in ``checkpoint_dir``.
+            progress: show a progress bar with the losses and samples per second.
+            time_limit: stop (and checkpoint) after this many seconds of training.
+
+        Returns:
+            self
+        """
+        from crystens_core.progress import progress_bar
+
+        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume)
+        batch_size = int(self.settings["batch_size"])
+        first_step, started = self.step_, time.perf_counter()
+        with self._device(), progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress) as bar:
+            step_function = self._step_function()
+            while self.step_ < total:
+                rng = np.random.default_rng(step_seed(self.settings["seed"], self.step_))
+                indices = rng.integers(len(tensors), size=batch_size)
+                raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
+                key, dropout_seed = rng.integers(0, 2**31 - 1, size=2, dtype=np.int64), int(rng.integers(0, 2**30))
+                self._reseed_dropout(dropout_seed)
+                losses = step_function(tf.constant(to_volume(self.scaler_.scale(raw))), tf.constant(key, dtype=tf.int32), tf.constant(self.noise_level(), dtype=tf.float32))
+                self.step_ += 1
+                record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}
+                self.history_.append(record)
+                elapsed = time.perf_counter() - started
+                throughput = (self.step_ - first_step) * batch_size / max(elapsed, 1e-9)
+                bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
+                bar.update(1)
+                out_of_time = time_limit is not None and elapsed >= time_limit
+                if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
+                    self._save_checkpoint(checkpoint_dir)
+                if out_of_time:
+                    break
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    # -- sampling -------------------------------------------------------------------------------
+    def sample(self, n: int, *, seed: int = 0, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """``n`` raw tensors (n, C, S, S) in physical units, channels first, ready for a decoder.
+
+        Entries that are zero by construction in the layout are set to zero.
+        """
+        from crystens_core.progress import progress_bar
+
+        if self.networks_ is None or self.scaler_ is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() or from_pretrained() first")
+        batch_size = int(batch_size or max(self.settings["batch_size"], 64))
+        channels, size, _ = self.shape
+        structural_zero = layout.field_index_map(channels, size) < 0
+        low, high = self.feature_range
+        chunks = []
+        with self._device(), progress_bar(total=n, desc=f"sample {self.name}", unit="tensor", enable=progress) as bar:
+            for start in range(0, n, batch_size):
+                count = min(batch_size, n - start)
+                key = np.random.default_rng(step_seed(seed, start)).integers(0, 2**31 - 1, size=2)
+                scaled = from_volume(np.asarray(self.generate(count, tf.constant(key, dtype=tf.int32)), dtype=np.float32))
+                raw = self.scaler_.unscale(np.clip(scaled, low, high))
+                raw[:, structural_zero] = 0.0
+                chunks.append(raw.astype(np.float32, copy=False))
+                bar.update(count)
+        return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
+
+    # -- weights ----------------------------------------------------------------------------------
+    def _save_weights(self, path: Path) -> None:
+        temporary = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
+        with warnings.catch_warnings():
+            # Keras' own np.array(variable) under NumPy 2 (harmless; one warning per variable).
+            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword", category=DeprecationWarning)
+            _Networks(self.networks_).save_weights(str(temporary))
+        os.replace(temporary, path)
+
+    def _load_weights(self, path: Path) -> None:
+        """Load ``model.weights.h5``; names the network and shapes that do not fit."""
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as handle:
+                stored = {name: _dataset_shapes(handle[name]) for name in handle if isinstance(handle[name], h5py.Group) and name != "vars"}
+        except OSError as exc:
+            raise PretrainedError(f"{path}: not a readable Keras weights file ({exc})") from exc
+        for name, network in self.networks_.items():
+            if name not in stored:
+                raise PretrainedError(f"{path}: missing the weights of network {name!r} (the file holds {sorted(stored)})")
+            expected = sorted(tuple(v.shape) for v in network.weights)
+            if stored[name] != expected:
+                extra = _difference(stored[name], expected)
+                missing = _difference(expected, stored[name])
+                raise PretrainedError(f"{path}: network {name!r} has shape(s) {extra} in the file where the model expects {missing}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns before the error it raises below
+            try:
+                _Networks(self.networks_).load_weights(str(path))
+            except ValueError as exc:
+                raise PretrainedError(f"{path}: the weights do not fit the model ({str(exc).splitlines()[0]})") from exc
+
+    def _save_optimizers(self, path: Path) -> None:
+        import h5py
+
+        with h5py.File(path, "w") as handle:
+            for name, optimizer in self.optimizers_.items():
+                group = handle.create_group(name)
+                for index, variable in enumerate(optimizer.variables):
+                    dataset = group.create_dataset(f"{index:04d}", data=variable.numpy())
+                    dataset.attrs["path"] = variable.path
+
+    def _load_optimizers(self, path: Path) -> None:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            for name, optimizer in self.optimizers_.items():
+                if name not in handle:
+                    raise PretrainedError(f"{path}: missing the state of optimiser {name!r}")
+                group = handle[name]
+                if len(group) != len(optimizer.variables):
+                    raise PretrainedError(f"{path}: optimiser {name!r} has {len(group)} variables in the file, the model's has {len(optimizer.variables)}")
+                for index, variable in enumerate(optimizer.variables):
+                    value = group[f"{index:04d}"][()]
+                    if tuple(value.shape) != tuple(variable.shape):
+                        raise PretrainedError(f"{path}: optimiser variable {group[f'{index:04d}'].attrs.get('path')!r} has shape {value.shape}, the model expects {tuple(variable.shape)}")
+                    variable.assign(value)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``crystens.json`` and ``model.weights.h5`` (Keras) to ``directory`` (created)."""
+        if self.networks_ is None:
+            raise RuntimeError(f"{self.name} is not fitted; nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_weights(directory / WEIGHTS_NAME)
+        write_json_atomic(directory / CONFIG_NAME, self._record())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "KerasGenerator":
+        """Load a folder written by :meth:`save_pretrained` (or a checkpoint folder).
+
+        Args:
+            directory: the folder.
+            **overrides: settings to change, e.g. ``device="cpu"``.
+
+        Raises:
+            PretrainedError: missing files, another plugin's or class's folder, or
+                weights whose networks or shapes do not fit the model.
+        """
+        directory = Path(directory)
+        record = cls._read_record(directory)
+        generator = cls(**{**record["arguments"], **overrides})
+        generator._restore_record(record, directory)
+        generator._ensure_built(*generator.shape[:2])
+        generator._load_weights(directory / WEIGHTS_NAME)
+        return generator
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save_checkpoint(self, root: Path) -> Path:
+        """Write ``root/step-XXXXXXXX`` atomically (weights, optimiser state, history, config)."""
+
+        def write(folder: Path) -> None:
+            self._save_weights(folder / WEIGHTS_NAME)
+            self._save_optimizers(folder / OPTIMIZER_NAME)
+            (folder / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_}))
+            (folder / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
+
+        return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
+
+    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
+        record = self._read_record(directory)
+        self._check_resumable(record, directory, shape, TRAINER_NAME, OPTIMIZER_NAME)
+        self._restore_record(record, directory)
+        self._ensure_built(*self.shape[:2])
+        self._load_weights(directory / WEIGHTS_NAME)
+        self._load_optimizers(directory / OPTIMIZER_NAME)
+        trainer = json.loads((directory / TRAINER_NAME).read_text())
+        self.step_ = int(trainer["step"])
+        self.history_ = list(trainer["history"])
+
+
+def _dataset_shapes(group) -> list[tuple[int, ...]]:
+    """Sorted shapes of every dataset below an HDF5 group."""
+    import h5py
+
+    shapes: list[tuple[int, ...]] = []
+    group.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset) else None)
+    return sorted(shapes)
+
+
+def _difference(a: list[tuple[int, ...]], b: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Elements of ``a`` not matched one-to-one in ``b`` (multiset difference)."""
+    rest = list(b)
+    out = []
+    for item in a:
+        if item in rest:
+            rest.remove(item)
+        else:
+            out.append(item)
+    return out
