@@ -17,12 +17,12 @@ the only place crystens reads them. The semi-metal classifier is not converted
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
+from crystens_core.data.sources import sha256_of
 from crystens_cgcnn.graph import DMIN, MAX_NEIGHBORS, RADIUS, STEP, gaussian_centres
 from crystens_cgcnn.properties import ATOM_INIT_NAME, FORMAT, PROPERTIES, SKIPPED_SOURCES, WEIGHTS_DIR
 
@@ -33,14 +33,6 @@ LICENSE_HEADER = (
     "Jain et al., APL Materials 1, 011002 (2013)); cite Xie & Grossman, Phys. Rev. Lett. 120,\n"
     "145301 (2018) and the Materials Project when using them.\n\n"
 )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_checkpoint(source: Path, name: str, output: Path) -> dict:

@@ -144,7 +144,8 @@ def test_converted_weights_reproduce_the_original_checkpoints(original_dir, mp20
 def test_shipped_weights_are_what_the_converter_writes(original_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from crystens_cgcnn.convert import convert, sha256_of
+    from crystens_cgcnn.convert import convert
+    from crystens_core.data.sources import sha256_of
     from crystens_cgcnn.model import read_record
 
     convert(original_dir, tmp_path)
