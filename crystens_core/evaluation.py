@@ -31,6 +31,7 @@ import numpy as np
 
 from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, read_source, row_ids
 from crystens_core.errors import DatasetError
+from crystens_core.safe_io import json_safe
 
 #: A structure is stable when its energy above hull is at most this (eV/atom).
 STABILITY_THRESHOLD = 0.1
@@ -486,21 +487,6 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
 
 
 # -- the record every report folder holds -------------------------------------------------
-def json_safe(value: Any) -> Any:
-    """NaN/inf → None and numpy scalars → Python numbers, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def metric_settings(metrics: dict[str, Any]) -> dict[str, Any]:
     """Metric name → its ``get_config()`` (and plugin class) for the record."""
     settings = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crystens_core.errors import CrystensError
+from crystens_core.safe_io import write_json_atomic  # noqa: F401  (re-exported for plugins)
 
 CONFIG_NAME = "crystens.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -32,20 +33,6 @@ TRAINER_NAME = "trainer.json"
 
 class PretrainedError(CrystensError, ValueError):
     """A pretrained or checkpoint folder that cannot be loaded; the message says why."""
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=1)
-            out.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def read_pretrained_config(directory: str | Path, *, expected_class: str | None = None, expected_plugin: str | None = None) -> dict[str, Any]:
