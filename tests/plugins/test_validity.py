@@ -1,6 +1,9 @@
 """The validity metric on real and hand-built structures with known answers."""
 
+import csv
+import gzip
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,11 +43,15 @@ def test_atoms_closer_than_half_an_angstrom_are_invalid_periodic_images_included
     own_image = Structure(Lattice.tetragonal(0.45, 10.0), ["Na"], [[0, 0, 0]])  # 0.45 Å to itself, volume 2 Å³
     tiny_cell = Structure(Lattice.cubic(0.4), ["Na"], [[0, 0, 0]])  # 0.064 Å³
     just_enough = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.1, 0, 0]])  # exactly 0.5 Å is allowed
-    metric = get_metric("validity")
+    metric = get_metric("validity", protocol="crystens")
     _, details = metric.compute_details(structures=[close, across_boundary, own_image, tiny_cell, just_enough])
     np.testing.assert_array_equal(details["generated"]["struct_valid"], [0, 0, 0, 0, 1])
     assert metric.failures_["structure: atoms closer than 0.5 Å"] == 3
     assert metric.failures_["structure: volume below 0.1 Å³"] == 1
+    # CDVAE's minimum-image distance matrix leaves an atom's own image out: the default protocol follows it.
+    cdvae = get_metric("validity")
+    _, details = cdvae.compute_details(structures=[close, across_boundary, own_image, tiny_cell, just_enough])
+    np.testing.assert_array_equal(details["generated"]["struct_valid"], [0, 0, 1, 0, 1])
 
 
 def test_single_elements_and_metal_alloys_are_valid_as_in_cdvae():
@@ -97,7 +104,7 @@ def test_vectorised_search_agrees_with_a_plain_loop_over_smact(mp20_sample):
     keys = {composition_key(s) for s in mp20_sample.structures[:400]}
     keys = [k for k in keys if all(smact.Element(s).pauling_eneg is not None for s in k[0])]
     assert len(keys) > 300
-    assert [smact_validity(*k) for k in keys] == [plain(*k) for k in keys]
+    assert [smact_validity(*k, "smact14") for k in keys] == [plain(*k) for k in keys]
 
 
 def test_bad_input_names_the_argument_and_the_reason(mp20_sample):
@@ -108,3 +115,61 @@ def test_bad_input_names_the_argument_and_the_reason(mp20_sample):
         metric.compute(structures=mp20_sample[0])
     with pytest.raises(ValueError, match="oxidation_states must be one of"):
         get_metric("validity", oxidation_states="made-up")
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def cdvae_reference() -> list[tuple[tuple[str, ...], tuple[int, ...], bool]]:
+    """Every distinct composition of the shared data with CDVAE's answer (SMACT 2.2.1; benchmarks/cdvae_smact_reference.py)."""
+    with gzip.open(FIXTURES / "cdvae_smact_validity.csv.gz", "rt") as handle:
+        return [(tuple(row["elements"].split()), tuple(int(c) for c in row["counts"].split()), row["cdvae_valid"] == "1") for row in csv.DictReader(handle)]
+
+
+def test_every_composition_of_the_shared_data_agrees_with_cdvae():
+    """All 23 978 distinct compositions of mp_20, mpts_52, perov_5 and carbon_24: CDVAE's True/False exactly."""
+    from crystens_validity.metric import smact_validity
+
+    reference = cdvae_reference()
+    assert len(reference) == 23978 and sum(valid for *_, valid in reference) == 21844
+    disagree = [(symbols, counts, valid) for symbols, counts, valid in reference if smact_validity(symbols, counts) != valid]
+    assert disagree == []
+
+
+def test_the_three_differences_from_smact_4_follow_cdvae():
+    """Each cause on its own, CDVAE's answer (checked with SMACT 2.2.1) against the "crystens" protocol's."""
+    from crystens_validity.metric import smact_validity
+
+    cases = {
+        # SMACT 2.2.1's Pauling test fails a same-sign pair with an element without χ (Pm): Mg S4 Pm2 only balances as S⁻² with Pm⁺³ beside Mg⁺².
+        (("Mg", "S", "Pm"), (1, 4, 2)): False,
+        # Ir's lowest state is −2 in SMACT 2.2.1 (−3 in SMACT 4's smact14 list): B3Ir2 needs Ir⁻³.
+        (("B", "Ir"), (3, 2)): False,
+        # Zr's χ is 0.33 in SMACT 2.2.1 (1.33 later): Zr⁺² below Na⁻¹ (0.93) passes the Pauling test only with 0.33.
+        (("Na", "Cl", "Zr"), (1, 1, 1)): True,
+    }
+    for (symbols, counts), cdvae in cases.items():
+        assert smact_validity(symbols, counts) is cdvae, symbols
+        assert smact_validity(symbols, counts, "smact14") is not cdvae, symbols
+
+
+def test_protocol_is_recorded_and_checked(mp20_sample):
+    assert get_metric("validity").get_config()["protocol"] == "cdvae"
+    crystens = get_metric("validity", protocol="crystens")
+    assert crystens.get_config()["protocol"] == "crystens" and crystens.get_config()["oxidation_states"] == "smact14"
+    with pytest.raises(ValueError, match="protocol must be one of cdvae, crystens"):
+        get_metric("validity", protocol="paper")
+    with pytest.raises(ValueError, match="needs protocol='crystens'"):
+        get_metric("validity", oxidation_states="icsd24")
+    assert get_metric("validity", protocol="crystens", oxidation_states="icsd24").compute(structures=mp20_sample.structures[:5])["n_used"] == 5.0
+
+
+def test_the_cdvae_table_is_smact_2_2_1_and_carries_its_licence():
+    import json
+
+    from crystens_validity.metric import CDVAE_ELEMENT_TABLE
+
+    elements = json.loads(CDVAE_ELEMENT_TABLE.read_text())["elements"]
+    assert len(elements) == 103 and elements["Ir"]["oxidation_states"][0] == -2 and elements["Zr"]["pauling_eneg"] == 0.33
+    assert elements["Pm"]["pauling_eneg"] is None and elements["Ir"]["metal"] and not elements["S"]["metal"]
+    assert "MIT License" in (CDVAE_ELEMENT_TABLE.parent / "LICENSE-SMACT").read_text()
