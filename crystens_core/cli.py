@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,105 @@ import click
 
 from crystens_core.errors import CrystensError
 
+DEBUG_ENV = "CRYSTENS_DEBUG"
+#: Exit status of an unexpected error (sysexits' EX_SOFTWARE); 1 is a known failure, 2 a usage error.
+INTERNAL_ERROR_EXIT = 70
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+class UserError(click.ClickException):
+    """A known failure: one line ``error: <message>`` on stderr, exit status 1."""
+
+    prefix = "error"
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"{self.prefix}: {_one_line(self.format_message())}", err=True)
+
+
+class UsageLine(UserError):
+    """A bad option or argument, as one line; exit status 2 like click's usage errors."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, exc: click.UsageError) -> UsageLine:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return cls(f"{exc.format_message()}{hint}")
+
+
+#: Usage errors that are click showing a help page (a bare `crystens data`), left to click.
+_HELP_SHOWN = tuple(filter(None, [getattr(click.exceptions, "NoArgsIsHelpError", None)]))
+
+
+class InternalError(UserError):
+    """An unexpected exception: one line naming its type, exit status :data:`INTERNAL_ERROR_EXIT`."""
+
+    prefix = "internal error"
+    exit_code = INTERNAL_ERROR_EXIT
+
 
 def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
+    return UserError(str(exc))
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """"PATH: reason" for a file-system error (missing file, permission, disk full, ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return f"{paths}: {reason}"
+
+
+class CrystensGroup(click.Group):
+    """The ``crystens`` group: the one place where an error becomes one line on stderr.
+
+    :class:`CrystensError` and file-system errors print ``error: <message>`` and
+    exit 1; any other exception (a plugin calling ``sys.exit`` included) prints
+    ``internal error: <Type>: <message>`` and exits 70. ``--debug`` (or
+    ``CRYSTENS_DEBUG=1``) prints the traceback first. Ctrl-C goes through.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _HELP_SHOWN:
+            raise
+        except click.UsageError as exc:
+            raise UsageLine.of(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, *_HELP_SHOWN):
+            raise
+        except click.UsageError as exc:  # a bad option or argument: one line too, exit 2
+            raise UsageLine.of(exc) from exc
+        except click.ClickException as exc:
+            self._traceback(ctx)
+            if type(exc) is click.ClickException:  # plain ClickException: same one-line form
+                raise UserError(exc.format_message()) from exc
+            raise
+        except CrystensError as exc:
+            self._traceback(ctx)
+            raise UserError(str(exc)) from exc
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # stdout closed (`crystens ... | head`): click handles it
+                raise
+            self._traceback(ctx)
+            raise UserError(_describe_os_error(exc)) from exc
+        except (Exception, SystemExit, GeneratorExit) as exc:
+            self._traceback(ctx)
+            detail = _one_line(str(exc)) if not isinstance(exc, SystemExit) else f"something called sys.exit({exc.code!r})"
+            raise InternalError(f"{type(exc).__name__}: {detail} (run with --debug for the traceback)") from exc
+
+    @staticmethod
+    def _traceback(ctx: click.Context) -> None:
+        if ctx.params.get("debug"):
+            traceback.print_exc(file=sys.stderr)
 
 
 def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -31,17 +129,23 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
     return config
 
 
-@click.group()
+@click.group(cls=CrystensGroup)
 @click.version_option(package_name="crystens")
-def main() -> None:
-    """crystens: train, compare and extend crystal generators on the CrysTens representation."""
+@click.option("--debug", is_flag=True, envvar=DEBUG_ENV, help=f"Print the traceback of an error (also ${DEBUG_ENV}=1).")
+def main(debug: bool) -> None:
+    """crystens: train, compare and extend crystal generators on the CrysTens representation.
+
+    Exit status: 0 done; 1 a known failure, printed as one line `error: ...` that
+    names the input and the reason; 2 a usage error; 70 an unexpected (internal)
+    error, printed as one line `internal error: ...`. --debug adds the traceback.
+    """
 
 
 # -- plugins ----------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List every plugin (built-in or installed), its version, components and load error."""
+    """List every plugin (built-in or installed), its version, components, load error and what was refused."""
     from crystens_core.plugins import load_plugins
 
     records = [info.as_dict() for info in load_plugins().values()]
@@ -50,10 +154,11 @@ def plugins(as_json: bool) -> None:
         return
     for record in records:
         origin = "built-in" if record["builtin"] else (record["distribution"] or "in-process")
-        state = "disabled" if record["disabled"] else ("BROKEN" if record["error"] else "ok")
-        click.echo(f"{record['name']} {record['version'] or ''} [{origin}] {state}")
+        click.echo(f"{record['name']} {record['version'] or ''} [{origin}] {record['state']}")
         for component in record["components"]:
             click.echo(f"    {component}")
+        for reason in record["refused"]:
+            click.echo(f"    refused: {reason}")
         if record["error"]:
             click.echo(f"    error: {record['error']}")
 

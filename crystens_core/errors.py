@@ -34,6 +34,10 @@ class UnknownComponentError(CrystensError, KeyError):
         return self.args[0]
 
 
+class PluginError(CrystensError):
+    """A plugin misbehaved while being used (for example called ``sys.exit`` from a factory)."""
+
+
 class EncodingError(CrystensError, ValueError):
     """A structure that cannot be encoded; ``reason`` is a short category."""
 

@@ -3,8 +3,16 @@
 Plugins are modules advertised under the entry-point group ``crystens`` (the
 built-ins too). :func:`load_plugins` imports them once, on first use; a plugin
 that fails to import or whose hook raises is recorded with its error and the
-rest keep working. ``CRYSTENS_DISABLE_PLUGINS`` (comma-separated plugin names)
-blocks plugins before they are imported.
+rest keep working (``SystemExit`` from a plugin included; only Ctrl-C goes
+through). ``CRYSTENS_DISABLE_PLUGINS`` (comma-separated plugin names) blocks
+plugins before they are imported.
+
+Built-in names are reserved: the built-in distribution (``crystens``) loads
+first whatever the entry-point names, a third-party entry point that reuses a
+built-in plugin name is refused, and so is a third-party component registered
+under a name a built-in plugin already registers. Two third-party
+distributions declaring the same entry-point name are a conflict: neither is
+loaded. Every refusal is recorded on the plugin (``crystens plugins`` shows it).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any, Callable
 import pluggy
 
 from crystens_core import hookspecs
-from crystens_core.errors import UnknownComponentError
+from crystens_core.errors import PluginError, UnknownComponentError
 
 ENTRY_POINT_GROUP = "crystens"
 DISABLE_ENV = "CRYSTENS_DISABLE_PLUGINS"
@@ -57,15 +65,33 @@ class PluginInfo:
     disabled: bool = False
     error: str | None = None
     components: list[str] = field(default_factory=list)
+    #: Entry-point name (differs from ``name`` only for a refused duplicate, keyed "name (distribution)").
+    entry_point: str | None = None
+    #: True when the whole plugin was refused (not imported); the reasons are in ``refused``.
+    blocked: bool = False
+    #: Why the plugin or some of its components were refused, one sentence each.
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """"disabled", "REFUSED" (not loaded), "BROKEN" (an error) or "ok"."""
+        if self.disabled:
+            return "disabled"
+        if self.blocked:
+            return "REFUSED"
+        return "BROKEN" if self.error else "ok"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "entry_point": self.entry_point or self.name,
             "distribution": self.distribution,
             "version": self.version,
             "builtin": self.builtin,
             "disabled": self.disabled,
+            "state": self.state,
             "error": self.error,
+            "refused": list(self.refused),
             "components": list(self.components),
         }
 
@@ -77,6 +103,21 @@ def _disabled_names() -> set[str]:
 
 def _short_error(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _is_builtin(dist: Any) -> bool:
+    return dist is not None and _normalized(dist.name) == BUILTIN_DISTRIBUTION
+
+
+def _normalized(distribution_name: str | None) -> str:
+    """PEP 503 form of a distribution name ("Crystens_Chemistry" → "crystens-chemistry")."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", distribution_name or "").lower()
+
+
+#: What a plugin may raise and still be contained: everything but Ctrl-C.
+_CONTAINED = (Exception, SystemExit, GeneratorExit)
 
 
 class PluginRegistry:
@@ -92,32 +133,73 @@ class PluginRegistry:
 
     # -- loading ---------------------------------------------------------------
     def load(self) -> None:
-        """Import every entry-point plugin once (idempotent, thread safe)."""
+        """Import every entry-point plugin once (idempotent, thread safe): built-ins first."""
         with self._lock:
             if self._loaded:
                 return
             self._loaded = True
             disabled = _disabled_names()
-            for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-                if entry_point.name in self.plugins:
-                    continue  # the same distribution seen twice on sys.path
-                dist = getattr(entry_point, "dist", None)
-                info = PluginInfo(
-                    name=entry_point.name,
-                    distribution=dist.name if dist else None,
-                    version=dist.version if dist else None,
-                    builtin=bool(dist and dist.name == BUILTIN_DISTRIBUTION),
-                )
+            for entry_points in self._entry_points_by_name():
+                entry_point = self._admit(entry_points)
+                if entry_point is None:
+                    continue
+                info = self._info_of(entry_point)
                 self.plugins[info.name] = info
                 if info.name in disabled:
                     info.disabled = True
                     continue
                 try:
                     module = entry_point.load()
-                except Exception as exc:  # a broken plugin must not break the others
+                except _CONTAINED as exc:  # a broken plugin must not break the others
                     info.error = f"import failed: {_short_error(exc)}"
                     continue
                 self._add(module, info)
+
+    @staticmethod
+    def _entry_points_by_name() -> list[list[Any]]:
+        """Entry points grouped by name; groups holding a built-in first, then the rest, each in name order."""
+        groups: dict[str, dict[tuple[str, str], Any]] = {}
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(entry_point, "dist", None)
+            # the same distribution seen twice on sys.path is one declaration
+            groups.setdefault(entry_point.name, {}).setdefault((_normalized(dist.name if dist else None), entry_point.value), entry_point)
+        ordered = sorted(groups.items(), key=lambda item: (not any(_is_builtin(getattr(e, "dist", None)) for e in item[1].values()), item[0]))
+        return [list(by_origin.values()) for _, by_origin in ordered]
+
+    @staticmethod
+    def _info_of(entry_point: Any) -> PluginInfo:
+        dist = getattr(entry_point, "dist", None)
+        return PluginInfo(
+            name=entry_point.name,
+            entry_point=entry_point.name,
+            distribution=dist.name if dist else None,
+            version=dist.version if dist else None,
+            builtin=_is_builtin(dist),
+        )
+
+    def _admit(self, entry_points: list[Any]) -> Any | None:
+        """The entry point to load among those sharing one name; the others are recorded as refused.
+
+        A built-in keeps its name; third-party duplicates of a built-in name, or of
+        each other, are refused (neither of two third-party duplicates loads).
+        """
+        if len(entry_points) == 1:
+            return entry_points[0]
+        builtin = next((e for e in entry_points if _is_builtin(getattr(e, "dist", None))), None)
+        for entry_point in entry_points:
+            if entry_point is builtin:
+                continue
+            info = self._info_of(entry_point)
+            if builtin is not None:
+                reason = f"entry point {info.entry_point!r} is the name of a built-in plugin (reserved); not loaded"
+            else:
+                others = ", ".join(repr(self._info_of(e).distribution) for e in entry_points if e is not entry_point)
+                reason = f"entry point {info.entry_point!r} is also declared by distribution {others}: conflict, neither is loaded"
+            info.name = f"{info.entry_point} ({info.distribution})"
+            info.blocked = True
+            info.refused.append(reason)
+            self.plugins[info.name] = info
+        return builtin
 
     def register_plugin(self, plugin: object, name: str, *, version: str | None = None) -> PluginInfo:
         """Register an in-process plugin object (a module or any object with hookimpls)."""
@@ -143,7 +225,7 @@ class PluginRegistry:
     def _add(self, plugin: object, info: PluginInfo) -> None:
         try:
             self.manager.register(plugin, name=info.name)
-        except Exception as exc:
+        except _CONTAINED as exc:
             info.error = f"registration failed: {_short_error(exc)}"
             return
         for kind, hook_name in KIND_HOOKS.items():
@@ -155,7 +237,7 @@ class PluginRegistry:
                 arguments = {"register": register}
                 try:
                     impl.function(**{name: arguments[name] for name in impl.argnames if name in arguments})
-                except Exception as exc:
+                except _CONTAINED as exc:
                     info.error = f"{hook_name} failed: {_short_error(exc)}"
 
     def _register_callback(self, kind: str, info: PluginInfo) -> Callable[..., None]:
@@ -165,8 +247,13 @@ class PluginRegistry:
             if not callable(factory):
                 raise TypeError(f"{kind} {name!r}: factory must be callable, got {factory!r}")
             existing = self.components[kind].get(name)
-            if existing is not None:
-                raise ValueError(f"{kind} {name!r} is already registered by plugin {existing.plugin!r}")
+            if existing is not None:  # refused and recorded; the plugin's other components still register
+                owner = self.plugins.get(existing.plugin)
+                if owner is not None and owner.builtin:
+                    info.refused.append(f"{kind} {name!r} is reserved by the built-in plugin {existing.plugin!r}; not registered")
+                else:
+                    info.refused.append(f"{kind} {name!r} is already registered by plugin {existing.plugin!r}; not registered")
+                return
             self.components[kind][name] = Component(kind, name, factory, info.name, description)
             info.components.append(f"{kind}:{name}")
 
@@ -184,7 +271,12 @@ class PluginRegistry:
             raise UnknownComponentError(kind, name, self.components[kind], broken) from None
 
     def create(self, kind: str, name: str, **config: Any) -> Any:
-        return self.component(kind, name).factory(**config)
+        """A new instance of a component; a plugin factory calling ``sys.exit`` raises :class:`PluginError`."""
+        component = self.component(kind, name)
+        try:
+            return component.factory(**config)
+        except (SystemExit, GeneratorExit) as exc:
+            raise PluginError(f"plugin {component.plugin!r}: creating {kind} {name!r} raised {_short_error(exc) or type(exc).__name__}") from exc
 
     def names(self, kind: str) -> list[str]:
         if kind not in KIND_HOOKS:

@@ -97,6 +97,7 @@ def test_temporary_plugin_registers_and_unregisters():
 
 
 def test_broken_hook_and_name_clash_are_recorded_not_fatal():
+    """A raising hook marks its plugin BROKEN; a clashing component name is refused and recorded, the rest registers."""
     class Broken:
         @hookimpl
         def crystens_register_decoders(self, register):
@@ -106,19 +107,29 @@ def test_broken_hook_and_name_clash_are_recorded_not_fatal():
         @hookimpl
         def crystens_register_decoders(self, register):
             register("auto", object)
+            register("clash-own", object)
+
+    class SecondClash:
+        @hookimpl
+        def crystens_register_decoders(self, register):
+            register("clash-own", object)
 
     registry = plugins.registry()
     registry.register_plugin(Broken(), "broken")
     registry.register_plugin(Clash(), "clash")
+    registry.register_plugin(SecondClash(), "second-clash")
     try:
-        assert "boom" in registry.plugins["broken"].error
-        assert "already registered by plugin 'crystens_auto_decoder'" in registry.plugins["clash"].error
+        assert "boom" in registry.plugins["broken"].error and registry.plugins["broken"].state == "BROKEN"
+        clash = registry.plugins["clash"]
+        assert clash.refused == ["decoder 'auto' is reserved by the built-in plugin 'crystens_auto_decoder'; not registered"]
+        assert clash.components == ["decoder:clash-own"] and clash.error is None and clash.state == "ok"
+        assert registry.plugins["second-clash"].refused == ["decoder 'clash-own' is already registered by plugin 'clash'; not registered"]
         assert type(crystens_core.get_decoder("auto")).__name__ == "AutoDecoder"
-        with pytest.raises(UnknownComponentError, match="plugins that failed to load: broken, clash"):
+        with pytest.raises(UnknownComponentError, match="plugins that failed to load: broken;"):
             crystens_core.get_decoder("missing")
     finally:
-        registry.unregister_plugin("broken")
-        registry.unregister_plugin("clash")
+        for name in ("broken", "clash", "second-clash"):
+            registry.unregister_plugin(name)
 
 
 def test_unimportable_entry_point_is_reported_and_others_load(fresh_registry, monkeypatch):
