@@ -23,13 +23,15 @@ def small_mp20(mp20_sample):
 
 
 def test_a_set_covers_itself_and_a_none_entry_lowers_precision(small_mp20):
-    metric = get_metric("coverage", progress=False)
+    metric = get_metric("coverage", protocol="crystens", progress=False)
     figures, details = metric.compute_details(structures=small_mp20 + [None], reference=small_mp20)
     assert figures["cov_recall"] == 1.0
     assert figures["cov_precision"] == pytest.approx(12 / 13)  # the None entry counts, as in CDVAE
     assert figures["amsd_recall"] == figures["amcd_precision"] == 0.0
     assert figures["wdist_density"] == figures["wdist_num_elems"] == 0.0
     assert figures["n_failed"] == 1.0 and metric.failures_ == {"generated: no structure (failed decode)": 1}
+    assert figures["n_used_cov_precision"] == 13.0 and figures["n_used_precision"] == 12.0 and figures["n_used_recall"] == 12.0
+    assert figures["n_used_wdist_density"] == figures["n_reference_used_wdist_density"] == 12.0
     generated = details["generated"]
     assert all(len(v) == 13 and np.isnan(v[12]) and not np.isnan(v[:12]).any() for v in generated.values())
     np.testing.assert_array_equal(details["reference"]["covered"], np.ones(12))
@@ -47,10 +49,10 @@ def test_a_perturbed_copy_is_close_but_not_identical(small_mp20):
     assert np.all(details["generated"]["struc_precision_dist"] <= 0.4)
 
 
-def test_another_dataset_is_not_covered(small_mp20, shared_data):
+def test_another_dataset_is_not_covered(small_mp20, carbon24_csv):
     from crystens_core.data.dataset import parse_cif, read_csv_rows
 
-    carbon = [parse_cif(row["cif"]) for row in read_csv_rows(shared_data / "carbon_24" / "test.csv.gz")[1][:6]]
+    carbon = [parse_cif(row["cif"]) for row in read_csv_rows(carbon24_csv)[1][:6]]
     figures, details = get_metric("coverage", symmetry_reduce=True, progress=False).compute_details(structures=carbon, reference=small_mp20)
     assert figures["cov_recall"] == figures["cov_precision"] == 0.0  # no pure-carbon structure in the reference
     assert np.all(details["generated"]["comp_precision_dist"] > 10.0)
@@ -106,7 +108,7 @@ def test_cutoffs_and_scaler_are_options(small_mp20):
     figures = strict.compute(structures=small_mp20[:6], reference=small_mp20)
     assert figures["cov_precision"] == 1.0 and figures["cov_recall"] == 0.5  # exact matches only
     with pytest.raises(ValueError, match="comp_scaler"):
-        get_metric("coverage", comp_scaler="cdvae")
+        get_metric("coverage", comp_scaler="made-up")
     with pytest.raises(ValueError, match="132 values"):
         get_metric("coverage", comp_scaler={"means": [0.0], "stds": [1.0]})
 
@@ -117,3 +119,58 @@ def test_bad_input_names_the_argument(small_mp20):
         metric.compute(structures=[1.0], reference=small_mp20)
     with pytest.raises(ValueError, match="reference must hold at least one structure"):
         metric.compute(structures=small_mp20, reference=[None])
+
+
+def test_the_default_is_cdvae_s_protocol_with_its_published_scaler():
+    from crystens_coverage.fingerprints import composition_labels
+    from crystens_coverage.metric import CDVAE_SCALER_FILE, shipped_scaler
+
+    config = get_metric("coverage", progress=False).get_config()
+    assert config["protocol"] == "cdvae" and config["comp_scaler"] == "cdvae"
+    assert get_metric("coverage", protocol="crystens", progress=False).get_config()["comp_scaler"] == "mp20"
+    means, stds = shipped_scaler("cdvae")
+    assert means.shape == stds.shape == (132,) and means[0] == 21.194441759304013 and stds[-1] == 85.980205895116
+    assert json.loads(CDVAE_SCALER_FILE.read_text())["labels"] == composition_labels()
+    assert "MIT License" in (CDVAE_SCALER_FILE.parent / "LICENSE-CDVAE").read_text()
+    with pytest.raises(ValueError, match="protocol must be one of cdvae, crystens"):
+        get_metric("coverage", protocol="diffcsp")
+    with pytest.raises(ValueError, match="dataset must be one of mp20, carbon24, perov5"):
+        get_metric("coverage", dataset="mp-21")
+
+
+def test_cutoffs_follow_the_reference_dataset_and_are_recorded(small_mp20, shared_data):
+    from crystens_core.data import load_dataset
+
+    carbon = load_dataset(shared_data / "carbon_24" / "test.csv.gz").structures[:3]
+    perov = load_dataset(shared_data / "perov_5" / "test.csv.gz")
+    perov.structures, perov.ids = perov.structures[:3], perov.ids[:3]
+    used = {}
+    for label, reference in (("mp20", small_mp20[:3]), ("carbon", carbon), ("perov", perov), ("perov-list", list(perov.structures))):
+        metric = get_metric("coverage", progress=False)
+        metric.compute(structures=small_mp20[:2], reference=reference)
+        config = metric.get_config()
+        used[label] = (config["dataset"], config["struc_cutoff"], config["comp_cutoff"])
+    assert used == {"mp20": ("mp20", 0.4, 10.0), "carbon": ("carbon24", 0.2, 4.0), "perov": ("perov5", 0.2, 4.0), "perov-list": ("perov5", 0.2, 4.0)}
+    # explicit options win; protocol "crystens" keeps 0.4 / 10 everywhere
+    explicit = get_metric("coverage", dataset="mp20", comp_cutoff=7.0, progress=False)
+    explicit.compute(structures=small_mp20[:2], reference=carbon)
+    assert (explicit.get_config()["dataset"], explicit.get_config()["struc_cutoff"], explicit.get_config()["comp_cutoff"]) == ("mp20", 0.4, 7.0)
+    crystens = get_metric("coverage", protocol="crystens", progress=False)
+    crystens.compute(structures=small_mp20[:2], reference=carbon)
+    assert (crystens.get_config()["struc_cutoff"], crystens.get_config()["comp_cutoff"]) == (0.4, 10.0)
+
+
+def test_wasserstein_distances_are_over_valid_structures_as_in_cdvae(small_mp20):
+    from pymatgen.core import Lattice, Structure
+
+    from crystens_validity.metric import ValidityMetric
+
+    struct_valid, comp_valid, _ = ValidityMetric().flags(small_mp20)
+    n_valid = int(np.sum(struct_valid * comp_valid))
+    squashed = Structure(Lattice.cubic(3.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])  # 0.15 Å apart: not valid, fingerprints fine
+    generated = small_mp20 + [squashed]
+    cdvae = get_metric("coverage", progress=False).compute(structures=generated, reference=small_mp20)
+    crystens = get_metric("coverage", protocol="crystens", progress=False).compute(structures=generated, reference=small_mp20)
+    assert cdvae["n_used_wdist_density"] == cdvae["n_used_wdist_num_elems"] == n_valid < 13
+    assert crystens["n_used_wdist_density"] == 13.0
+    assert cdvae["wdist_density"] != crystens["wdist_density"]
