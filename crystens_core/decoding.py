@@ -8,6 +8,7 @@ are snapped (the clustering step).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,8 +27,9 @@ class TensorDecoder:
             used for ΣPairwise/atom.
         merge_tolerance: sites closer than this (Å) are merged into one.
         snap_to_spacegroup: symmetrise the result to the decoded space group when
-            spglib finds it at some tolerance ≤ 0.3 Å (the cell becomes the
-            conventional standard cell).
+            spglib finds it at some tolerance ≤ 0.3 Å within 0.5 s (the cell becomes
+            the conventional standard cell); otherwise the result stays unsnapped and
+            ``notes`` says why.
     """
 
     robust_sites = False
@@ -50,10 +52,16 @@ class TensorDecoder:
         return numbers, coordinates
 
     def decode(self, tensor: np.ndarray) -> DecodeResult:
-        """Decode one raw tensor; never raises for bad tensor contents."""
+        """Decode one raw tensor; never raises for bad tensor contents, shape or dtype.
+
+        A result is ok only when the structure is a sane crystal within the bounds of
+        :mod:`crystens_core.reconstruction` (so it survives a CIF round trip);
+        otherwise ``reason`` says what was wrong. Nothing is printed or warned."""
         result = DecodeResult()
         try:
-            self._decode_into(tensor, result)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._decode_into(tensor, result)
         except DecodingFailure as exc:
             result.structure, result.reason = None, str(exc)
         except Exception as exc:  # a decoder must not crash a batch of 10 000 tensors
@@ -61,9 +69,11 @@ class TensorDecoder:
         return result
 
     def decode_batch(self, tensors: Iterable[np.ndarray], *, progress: bool = False) -> list[DecodeResult]:
-        """Decode every tensor of an (N, C, S, S) array or iterable."""
+        """Decode every tensor of an (N, C, S, S) array or iterable; one (C, S, S) array is a batch of one."""
         from crystens_core.progress import progress_bar
 
+        if getattr(tensors, "ndim", None) == 3:
+            tensors = [tensors]
         return [self.decode(tensor) for tensor in progress_bar(tensors, desc="decode", unit="tensor", enable=progress)]
 
     def _decode_into(self, tensor: np.ndarray, result: DecodeResult) -> None:
@@ -71,11 +81,11 @@ class TensorDecoder:
         sites = reconstruction.find_sites(base, robust=self.robust_sites)
         result.n_sites = int(sites.size)
         if sites.size == 0:
-            raise DecodingFailure("no sites: every site slot has mean Z < 0.5")
+            raise DecodingFailure(reconstruction.no_sites_reason(base))
+        reconstruction.check_site_entries(base, sites)
         averages = reconstruction.average_header(base, sites)
         result.consistency.update(averages.variances)
-        spacegroup = int(np.rint(averages.spacegroup))
-        result.spacegroup = spacegroup if 1 <= spacegroup <= 230 else None
+        result.spacegroup = reconstruction.rounded_spacegroup(averages.spacegroup)
         coordinates, delta = reconstruction.combine_coordinates(averages.coordinates, reconstruction.pair_differences(base, sites))
         result.consistency["delta_coordinate_per_atom"] = delta
         lattice = reconstruction.build_lattice(averages.lattice)
@@ -87,6 +97,9 @@ class TensorDecoder:
         result.consistency["pairwise_per_atom"] = reconstruction.pairwise_per_atom(base, sites, nearest_image, lattice.matrix, self.distance)
         numbers, coordinates, result.merged_sites = reconstruction.merge_overlapping(numbers, coordinates, lattice, self.merge_tolerance)
         structure = reconstruction.build_structure(lattice, numbers, coordinates)
+        reconstruction.check_structure(structure)
         if self.snap_to_spacegroup and result.spacegroup is not None:
-            structure = reconstruction.symmetrize(structure, result.spacegroup)
+            structure, note = reconstruction.symmetrize(structure, result.spacegroup)
+            if note:
+                result.notes.append(note)
         result.structure = structure

@@ -9,6 +9,9 @@ the tensor *before* any averaged value is written anywhere.
 from __future__ import annotations
 
 import functools
+import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,39 @@ from crystens_core import layout
 
 #: Smallest cell volume (Å³) a decoded lattice may have (CDVAE's structural validity).
 MIN_VOLUME = 0.1
+
+# Bounds of a crystal a decoder may report ok. The 31 169 real cells of MP-20,
+# MPTS-52, Perov-5 and Carbon-24 span lengths 1.52–46.7 Å, angles 6.9–170.7°,
+# V/(abc) ≥ 0.012, lattice-matrix condition numbers ≤ 21 and 5.4–896 Å³ per atom;
+# each bound leaves a wide margin around that range. Inside them every decoded
+# structure survives a CIF round trip (pymatgen's CifWriter, then its parser) with
+# the same sites and lattice, and spglib answers in milliseconds.
+
+#: Shortest lattice vector (Å): shorter puts an atom within 0.5 Å of its own image,
+#: structurally invalid for CDVAE.
+MIN_LENGTH = 0.5
+#: Longest lattice vector (Å), 6× the longest in the data. Also keeps the CIF reader's
+#: site tolerance (1e-4 in fractional units per axis) below :data:`MIN_SITE_DISTANCE`.
+MAX_LENGTH = 300.0
+#: Smallest and largest lattice angle (degrees).
+MIN_ANGLE, MAX_ANGLE = 2.0, 178.0
+#: Smallest V / (a·b·c), the volume of the cell relative to a cube with the same edge
+#: lengths (1 for a right-angled cell, 0 for a flat one).
+MIN_FLATNESS = 1e-3
+#: Largest condition number of the lattice matrix (fractional ↔ Cartesian conversion).
+MAX_CONDITION = 1e4
+#: Volume per atom (Å³), after merging overlapping sites.
+MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM = 1.0, 1e4
+#: Distinct sites closer than this (Å) are one place: a CIF reader merges them.
+MIN_SITE_DISTANCE = 0.1
+#: Largest magnitude of a tensor entry the decoder reads (Å, degrees, Z, fractional
+#: units, space-group number); real tensors stay below 1e3, and beyond this averaging
+#: could overflow.
+MAX_ENTRY = 1e6
+#: Wall-clock budget (s) of ``snap_to_spacegroup`` across all its tolerances.
+SNAP_TIME_BUDGET = 0.5
+#: Most sites a structure may have for ``snap_to_spacegroup`` (8 × the 52 of MPTS-52).
+SNAP_MAX_SITES = 416
 
 
 class DecodingFailure(Exception):
@@ -35,17 +71,52 @@ def to_unit_cell(frac: np.ndarray) -> np.ndarray:
     return frac
 
 
-def check_tensor(tensor: np.ndarray) -> np.ndarray:
-    """The tensor as float64 (C, S, S), or :class:`DecodingFailure` naming the problem."""
-    tensor = np.asarray(tensor)
-    if tensor.ndim != 3 or tensor.shape[1] != tensor.shape[2] or tensor.shape[0] < layout.BASE_CHANNELS:
-        raise DecodingFailure(f"bad shape {tensor.shape}: expected (C ≥ 4, S, S)")
-    if tensor.shape[-1] <= layout.SITE_OFFSET:
-        raise DecodingFailure(f"tensor side {tensor.shape[-1]} is too small (needs > {layout.SITE_OFFSET})")
-    base = np.asarray(tensor[: layout.BASE_CHANNELS], dtype=np.float64)
-    if not np.isfinite(base).all():
-        raise DecodingFailure("tensor holds NaN or infinite values")
-    return base
+def _describe(tensor) -> str:
+    """What a non-array input is, for a failure reason."""
+    return f"a {type(tensor).__name__}"
+
+
+def check_tensor(tensor) -> np.ndarray:
+    """The base channels as float64 (4, S, S), or :class:`DecodingFailure` naming the problem.
+
+    Accepts integer and floating-point arrays of shape (C ≥ 4, S, S), S > 12; refuses
+    complex (the imaginary part would be dropped), bool, object, string and other
+    dtypes, and other shapes. Values are not checked here: only the entries a decoder
+    reads must be finite (:func:`check_site_entries`), so NaN in padding is harmless.
+    """
+    try:
+        array = np.asarray(tensor)
+    except Exception as exc:  # ragged lists and the like
+        raise DecodingFailure(f"input is not an array ({_describe(tensor)}: {exc})") from None
+    if array.dtype.kind not in "iuf":
+        why = " (the imaginary part would be lost)" if array.dtype.kind == "c" else ""
+        raise DecodingFailure(f"tensor dtype {array.dtype} is refused{why}: expected real numbers (float or int)")
+    if array.ndim != 3 or array.shape[1] != array.shape[2] or array.shape[0] < layout.BASE_CHANNELS:
+        hint = "; a batch? use decode_batch" if array.ndim == 4 else ""
+        raise DecodingFailure(f"bad shape {array.shape}: expected (C ≥ {layout.BASE_CHANNELS}, S, S){hint}")
+    if array.shape[-1] <= layout.SITE_OFFSET:
+        raise DecodingFailure(f"tensor side {array.shape[-1]} is too small (needs > {layout.SITE_OFFSET})")
+    return np.asarray(array[: layout.BASE_CHANNELS], dtype=np.float64)
+
+
+def check_site_entries(tensor: np.ndarray, sites: np.ndarray) -> None:
+    """:class:`DecodingFailure` unless every entry read for ``sites`` (their header copies
+    and their pair block) is finite and within ±:data:`MAX_ENTRY`; names the first bad one."""
+    copies = layout.header_copies(tensor, sites)  # (11, A, 8)
+    index = layout.SITE_OFFSET + sites
+    pairs = tensor[:, index][:, :, index]  # (4, A, A)
+    for values, where in ((copies, "header"), (pairs, "pair block")):
+        bad = ~np.isfinite(values) | (np.abs(values) > MAX_ENTRY)
+        if not bad.any():
+            continue
+        first = tuple(np.argwhere(bad)[0])
+        value = float(values[first])
+        if where == "header":
+            place = f"site {int(sites[first[1]])}, field {layout.HEADER_FIELDS[first[0]]}"
+        else:
+            place = f"channel {first[0]}, sites {int(sites[first[1]])} and {int(sites[first[2]])}"
+        problem = "NaN or infinite" if not np.isfinite(value) else f"{value:.3g}, beyond ±{MAX_ENTRY:.0e}"
+        raise DecodingFailure(f"tensor {where} entry is {problem} ({place}; {int(bad.sum())} such entries)")
 
 
 def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
@@ -59,13 +130,36 @@ def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
     0.5 is still found.
     """
     copies = layout.header_copies(tensor)
-    candidates = np.flatnonzero(copies[layout.Z].mean(axis=-1) >= 0.5)
-    if not robust or candidates.size == 0:
-        return candidates
-    shared = copies[layout.A :].mean(axis=-1).T  # (M, 7)
-    reference = np.abs(shared[candidates]).max(axis=0) + 1e-12
-    score = np.clip(shared / reference, -1.0, 2.0).mean(axis=1)
+    # Non-finite or absurd copies are ignored here (a NaN in padding makes no site);
+    # check_site_entries then refuses any the sites themselves hold.
+    copies = np.where(np.isfinite(copies) & (np.abs(copies) <= MAX_ENTRY), copies, np.nan)
+    with np.errstate(all="ignore"), _quiet():
+        candidates = np.flatnonzero(np.nanmean(copies[layout.Z], axis=-1) >= 0.5)
+        if not robust or candidates.size == 0:
+            return candidates
+        shared = np.nanmean(copies[layout.A :], axis=-1).T  # (M, 7)
+        reference = np.nan_to_num(np.nanmax(np.abs(shared[candidates]), axis=0)) + 1e-12
+        score = np.nanmean(np.clip(shared / reference, -1.0, 2.0), axis=1)
     return np.flatnonzero(score >= 0.5)
+
+
+def no_sites_reason(tensor: np.ndarray) -> str:
+    """Why :func:`find_sites` found no site in ``tensor``, naming slots whose Z copies are unreadable."""
+    z_copies = layout.header_copies(tensor)[layout.Z]  # (M, 8)
+    unreadable = int((~np.isfinite(z_copies) | (np.abs(z_copies) > MAX_ENTRY)).any(axis=1).sum())
+    if unreadable:
+        return f"no sites: {unreadable} of {z_copies.shape[0]} site slots hold NaN, infinite or huge Z values, the rest mean Z < 0.5"
+    return "no sites: every site slot has mean Z < 0.5"
+
+
+@contextmanager
+def _quiet():
+    """Silence Python warnings (all-NaN means and the like) inside the block."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 @dataclass
@@ -139,22 +233,69 @@ def combine_coordinates(own: np.ndarray, differences: np.ndarray) -> tuple[np.nd
     return combined, float(np.abs(wrap(relative_offset)).mean())
 
 
-def build_lattice(parameters: np.ndarray):
-    """A pymatgen Lattice from a, b, c (Å), α, β, γ (degrees), or :class:`DecodingFailure`."""
-    from pymatgen.core import Lattice
-
+def check_lattice_parameters(parameters: np.ndarray) -> None:
+    """:class:`DecodingFailure` unless a, b, c (Å) and α, β, γ (degrees) are within the
+    bounds above and make a cell that is neither flat nor ill-conditioned."""
     a, b, c, alpha, beta, gamma = (float(v) for v in parameters)
-    if min(a, b, c) <= 0:
-        raise DecodingFailure(f"non-positive lattice length (a, b, c = {a:.3g}, {b:.3g}, {c:.3g} Å)")
-    angles = np.array([alpha, beta, gamma])
+    lengths, angles = np.array([a, b, c]), np.array([alpha, beta, gamma])
+    shown = f"a, b, c = {a:.4g}, {b:.4g}, {c:.4g} Å; α, β, γ = {alpha:.4g}°, {beta:.4g}°, {gamma:.4g}°"
+    if not np.isfinite(np.r_[lengths, angles]).all():
+        raise DecodingFailure(f"lattice parameters are not finite ({shown})")
+    if lengths.min() <= 0:
+        raise DecodingFailure(f"non-positive lattice length ({shown})")
+    if lengths.min() < MIN_LENGTH:
+        raise DecodingFailure(f"lattice length {lengths.min():.3g} Å is below {MIN_LENGTH} Å ({shown})")
+    if lengths.max() > MAX_LENGTH:
+        raise DecodingFailure(f"lattice length {lengths.max():.3g} Å is above {MAX_LENGTH:g} Å ({shown})")
     if (angles <= 0).any() or (angles >= 180).any():
         raise DecodingFailure(f"lattice angle outside (0°, 180°): {alpha:.3g}, {beta:.3g}, {gamma:.3g}")
+    if angles.min() < MIN_ANGLE or angles.max() > MAX_ANGLE:
+        raise DecodingFailure(f"lattice angle within {MIN_ANGLE:g}° of 0° or 180° ({shown})")
     if angles.sum() >= 360 or (2 * angles.max() >= angles.sum()):
         raise DecodingFailure(f"angles {alpha:.3g}°, {beta:.3g}°, {gamma:.3g}° do not form a cell")
-    lattice = Lattice.from_parameters(a, b, c, alpha, beta, gamma)
+    cosines = np.cos(np.radians(angles))
+    flatness = float(np.sqrt(max(1 - (cosines**2).sum() + 2 * cosines.prod(), 0.0)))
+    if flatness < MIN_FLATNESS:
+        raise DecodingFailure(f"cell is flat: V/(abc) = {flatness:.2g} < {MIN_FLATNESS:g} ({shown})")
+
+
+def build_lattice(parameters: np.ndarray):
+    """A pymatgen Lattice from a, b, c (Å), α, β, γ (degrees), or :class:`DecodingFailure`
+    (see :func:`check_lattice_parameters`)."""
+    from pymatgen.core import Lattice
+
+    check_lattice_parameters(parameters)
+    lattice = Lattice.from_parameters(*(float(v) for v in parameters))
+    check_lattice(lattice)
+    return lattice
+
+
+def check_lattice(lattice) -> None:
+    """:class:`DecodingFailure` unless a built lattice has volume ≥ :data:`MIN_VOLUME` and a
+    condition number ≤ :data:`MAX_CONDITION`."""
     if not np.isfinite(lattice.volume) or lattice.volume < MIN_VOLUME:
         raise DecodingFailure(f"cell volume {lattice.volume:.3g} Å³ is below {MIN_VOLUME} Å³")
-    return lattice
+    condition = float(np.linalg.cond(lattice.matrix))
+    if not condition <= MAX_CONDITION:
+        raise DecodingFailure(f"lattice matrix is ill-conditioned (condition number {condition:.3g} > {MAX_CONDITION:g})")
+
+
+def check_structure(structure) -> None:
+    """:class:`DecodingFailure` unless a finished structure is a sane crystal: lattice within
+    bounds, :data:`MIN_VOLUME_PER_ATOM`–:data:`MAX_VOLUME_PER_ATOM` Å³ per atom, and no two
+    sites closer than :data:`MIN_SITE_DISTANCE` Å (periodic images included)."""
+    lattice = structure.lattice
+    check_lattice_parameters(np.r_[lattice.abc, lattice.angles])
+    check_lattice(lattice)
+    per_atom = lattice.volume / len(structure)
+    if not MIN_VOLUME_PER_ATOM <= per_atom <= MAX_VOLUME_PER_ATOM:
+        raise DecodingFailure(f"volume per atom {per_atom:.3g} Å³ is outside {MIN_VOLUME_PER_ATOM:g}–{MAX_VOLUME_PER_ATOM:g} Å³ ({len(structure)} sites in {lattice.volume:.4g} Å³)")
+    if len(structure) > 1:
+        distances = lattice.get_all_distances(structure.frac_coords, structure.frac_coords)
+        np.fill_diagonal(distances, np.inf)
+        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        if distances[i, j] < MIN_SITE_DISTANCE:
+            raise DecodingFailure(f"sites {min(i, j)} and {max(i, j)} are {distances[i, j]:.3g} Å apart (< {MIN_SITE_DISTANCE} Å): one place; a larger merge_tolerance merges them")
 
 
 def pairwise_per_atom(tensor: np.ndarray, sites: np.ndarray, coordinates: np.ndarray, matrix: np.ndarray, distance: str) -> float:
@@ -197,10 +338,18 @@ def merge_overlapping(numbers: np.ndarray, coordinates: np.ndarray, lattice, tol
 
 def check_atomic_numbers(numbers: np.ndarray) -> np.ndarray:
     """Rounded atomic numbers as ints, or :class:`DecodingFailure` if any is outside 1–118."""
-    rounded = np.rint(numbers).astype(int)
-    if rounded.min() < 1 or rounded.max() > 118:
-        raise DecodingFailure(f"atomic number outside 1–118 (decoded {rounded.min()}…{rounded.max()})")
-    return rounded
+    rounded = np.rint(numbers)
+    if not np.isfinite(rounded).all() or rounded.min() < 1 or rounded.max() > 118:
+        raise DecodingFailure(f"atomic number outside 1–118 (decoded {rounded.min():.4g}…{rounded.max():.4g})")
+    return rounded.astype(int)
+
+
+def rounded_spacegroup(value: float) -> int | None:
+    """The space-group number nearest ``value``, or None outside 1–230 (or not finite)."""
+    if not np.isfinite(value):
+        return None
+    number = round(value)
+    return number if 1 <= number <= 230 else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -218,19 +367,51 @@ def build_structure(lattice, numbers: np.ndarray, coordinates: np.ndarray):
     return Structure(lattice, species, coordinates, validate_proximity=False)
 
 
-def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3)):
+@contextmanager
+def quiet_spglib():
+    """Silence spglib's C-level warnings ("spglib: ..." on stderr) inside the block, unless
+    the user set ``SPGLIB_WARNING`` themselves."""
+    if "SPGLIB_WARNING" in os.environ:
+        yield
+        return
+    os.environ["SPGLIB_WARNING"] = "OFF"
+    try:
+        yield
+    finally:
+        os.environ.pop("SPGLIB_WARNING", None)
+
+
+def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3), budget: float = SNAP_TIME_BUDGET):
     """The refined structure in ``spacegroup`` at the smallest tolerance (Å) where spglib
-    finds it; the structure unchanged when none does."""
+    finds it and the result is a sane crystal (:func:`check_structure`).
+
+    Returns:
+        ``(structure, note)``: the refined structure and None, or the structure
+        unchanged and why (not found, too many sites, or the ``budget`` of seconds
+        spent before the next tolerance). spglib stays silent.
+    """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    for symprec in tolerances:
-        try:
-            analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
-            if analyzer.get_space_group_number() == spacegroup:
-                return analyzer.get_refined_structure()
-        except Exception:  # spglib failure at this tolerance: try the next
-            continue
-    return structure
+    if len(structure) > SNAP_MAX_SITES:
+        return structure, f"not snapped to space group {spacegroup}: {len(structure)} sites > {SNAP_MAX_SITES}"
+    start = time.perf_counter()
+    found_insane = None
+    with quiet_spglib(), _quiet():
+        for symprec in tolerances:
+            if time.perf_counter() - start > budget:
+                return structure, f"not snapped to space group {spacegroup}: time budget {budget:g} s spent before tolerance {symprec:g} Å"
+            try:
+                analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+                if analyzer.get_space_group_number() != spacegroup:
+                    continue
+                refined = analyzer.get_refined_structure()
+                check_structure(refined)
+                return refined, None
+            except DecodingFailure as exc:
+                found_insane = f"not snapped to space group {spacegroup}: the refined cell at {symprec:g} Å is not sane ({exc})"
+            except Exception:  # spglib failure at this tolerance: try the next
+                continue
+    return structure, found_insane or f"not snapped: spglib does not find space group {spacegroup} at tolerances up to {max(tolerances):g} Å"
 
 
 def cluster_periodic_span(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,8 @@ class DecodeResult:
             computed from the tensor before any averaged value is used; empty when
             the tensor had no sites or non-finite values.
         merged_sites: how many sites were merged into others because they overlapped.
+        notes: what the decoder did instead of what was asked, and why (e.g. a
+            structure left unsnapped because spglib did not find its space group).
     """
 
     structure: Any = None
@@ -40,6 +42,7 @@ class DecodeResult:
     spacegroup: int | None = None
     consistency: dict[str, float] = field(default_factory=dict)
     merged_sites: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,5 +74,6 @@ class DecodeResult:
             "spacegroup": self.spacegroup,
             "formula": formula,
             "merged_sites": self.merged_sites,
+            "notes": list(self.notes),
             "consistency": dict(self.consistency),
         }

@@ -1,0 +1,118 @@
+"""Fuzz every registered decoder with adversarial tensors (issue 9 §5).
+
+Input ``i`` (random noise, NaN/inf, huge values, wrong shapes and dtypes, perturbed
+real tensors of the shipped samples; see :mod:`crystens_core.fuzzing`) goes through
+decoder variant ``i mod V``: every decoder under every common setting
+(``snap_to_spacegroup``, ``distance``, ``merge_tolerance``) and the extremes of its
+own settings. Reports exceptions that escaped ``decode``, ok results that do not
+read back as CIF, failures without a clear reason, bytes written to stderr (fd 2,
+e.g. by spglib) and p50/p99/max decode time per input.
+
+    python benchmarks/fuzz_decoders.py --count 100000 --seed 0 --workers 1 --json fuzz.json
+
+Exit status 1 when any exception, bad ok result or unclear failure was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from crystens_core.fuzzing import FuzzReport, decoder_variants, fuzz, real_tensors
+
+CHUNK = 500  # inputs per task when --workers > 1
+
+
+def _warmed_variants(names: list[str] | None, real) -> list:
+    """The decoder variants, each run once on a real tensor so imports (scikit-learn,
+    spglib) are not counted as the first input's decode time."""
+    variants = decoder_variants(names)
+    for _, decoder in variants:
+        decoder.decode(real[0])
+    return variants
+
+
+def _run_chunk(args: tuple[int, int, int, list[str] | None]) -> FuzzReport:
+    start, stop, seed, names = args
+    return fuzz(range(start, stop), seed, real_tensors(), _warmed_variants(names, real_tensors()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000, help="adversarial inputs (default 100000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--start", type=int, default=0, help="first input index (to replay a finding)")
+    parser.add_argument("--decoders", nargs="*", help="decoder names (default: every registered decoder)")
+    parser.add_argument("--json", help="write the figures and findings to this file")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    from tqdm.auto import tqdm
+
+    console = os.fdopen(os.dup(2), "w", buffering=1)  # the bar keeps the real stderr
+    real = real_tensors()
+    variants = _warmed_variants(args.decoders, real)
+    print(f"{len(real)} real tensors, {len(variants)} decoder variants: " + "; ".join(label for label, _ in variants), file=console)
+    bar = tqdm(total=args.count, unit="tensor", file=console, disable=args.no_progress, dynamic_ncols=True, smoothing=0.05)
+    captured = tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)  # anything a C extension prints lands here and is counted
+    began = time.perf_counter()
+    report = FuzzReport()
+    indices = range(args.start, args.start + args.count)
+    try:
+        if args.workers <= 1:
+            report = fuzz(indices, args.seed, real, variants, progress=bar.update)
+        else:
+            chunks = [(s, min(s + CHUNK, indices.stop), args.seed, args.decoders) for s in range(indices.start, indices.stop, CHUNK)]
+            with ProcessPoolExecutor(args.workers) as pool:
+                for part in pool.map(_run_chunk, chunks):
+                    report.merge(part)
+                    bar.update(part.count)
+    finally:
+        sys.stderr.flush()
+        os.dup2(console.fileno(), 2)
+        bar.close()
+    wall = time.perf_counter() - began
+    stderr_bytes = captured.seek(0, 2)
+    captured.seek(0)
+    stderr_head = captured.read(2000).decode("utf-8", "replace")
+
+    times = report.percentiles_ms()
+    figures = {
+        "count": report.count,
+        "seed": args.seed,
+        "start": args.start,
+        "workers": args.workers,
+        "variants": [label for label, _ in variants],
+        "ok": report.ok,
+        "failed": report.count - report.ok - len(report.exceptions),
+        "exceptions": len(report.exceptions),
+        "ok_not_reading_back": len(report.bad_ok),
+        "unclear_failures": len(report.bad_failures),
+        "nonfinite_summaries": report.nonfinite_summaries,
+        "stderr_bytes": stderr_bytes,
+        "time_ms": times,
+        "wall_s": wall,
+        "kinds": dict(report.kinds),
+        "top_reasons": dict(report.reasons.most_common(40)),
+        "findings": {"exceptions": report.exceptions[:50], "ok_not_reading_back": report.bad_ok[:50], "unclear_failures": report.bad_failures[:50], "stderr_head": stderr_head},
+    }
+    print(json.dumps({key: value for key, value in figures.items() if key not in {"findings", "top_reasons", "variants"}}, indent=1))
+    for name, items in figures["findings"].items():
+        if items:
+            print(f"{name}: {items if isinstance(items, str) else items[:10]}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=1, default=str)
+    found = report.exceptions or report.bad_ok or report.bad_failures
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
