@@ -1,4 +1,9 @@
-"""Shared fixtures: real structures from the shipped samples and ../shared/data."""
+"""Shared fixtures: real structures from the shipped samples, tests/fixtures/ and ../shared.
+
+Small references are committed under tests/fixtures/ so that the fidelity tests
+run on a fresh clone. Tests that need the full ../shared folder skip without it,
+except under ``CI=true``, where a missing ../shared is a failure, not a skip.
+"""
 
 import os
 from pathlib import Path
@@ -8,15 +13,48 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data"
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def in_ci() -> bool:
+    """True under ``CI=true`` (or 1/yes): what a test needs must be there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require(path: Path, what: str) -> Path:
+    """``path`` if it exists; otherwise skip with a reason, or fail under ``CI=true``."""
+    if not path.exists():
+        message = f"{path} ({what}) is not present"
+        if in_ci():
+            pytest.fail(f"{message}; CI=true requires it (put the shared folder beside the repository)", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real CSVs); tests that need it skip with a reason when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is not present (the shared data folder beside the repository)")
-    return SHARED_DATA
+    """../shared/data (real CSVs): skips when absent, fails when absent under CI=true."""
+    return require(SHARED_DATA, "the shared data folder beside the repository")
+
+
+@pytest.fixture(scope="session")
+def shared_path():
+    """``shared_path("weights/cgcnn", "what it is")``: a path under ../shared, with the same skip/CI rule."""
+    return lambda relative, what: require(SHARED / relative, what)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """tests/fixtures/: small committed references (see its README.md)."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def carbon24_csv() -> Path:
+    """The first 300 rows of the Carbon-24 test split (committed fixture)."""
+    return FIXTURES / "carbon24_test_head.csv.gz"
 
 
 @pytest.fixture(scope="session")

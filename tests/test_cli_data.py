@@ -31,12 +31,12 @@ def env(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def bad_rows_csv(tmp_path, shared_data) -> helpers.BadCsv:
+def bad_rows_csv(tmp_path) -> helpers.BadCsv:
     return helpers.write_csv_with_bad_rows(tmp_path / "with_bad_rows.csv")
 
 
 @pytest.fixture
-def small_csv(tmp_path, shared_data):
+def small_csv(tmp_path):
     """20 real MP-20 validation rows."""
     columns, rows = helpers.read_rows(limit=20)
     return helpers.write_csv(tmp_path / "small.csv", columns, rows), rows

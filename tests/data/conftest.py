@@ -37,7 +37,7 @@ def clean_data_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def bad_csv(shared_data, tmp_path_factory) -> helpers.BadCsv:
+def bad_csv(tmp_path_factory) -> helpers.BadCsv:
     """8 real MP-20 validation rows with an unparsable, an empty, a disordered and an oversized row."""
     return helpers.write_csv_with_bad_rows(tmp_path_factory.mktemp("bad") / "with_bad_rows.csv")
 
@@ -82,7 +82,7 @@ class LocalServer:
 
 
 @pytest.fixture
-def local_server(tmp_path, shared_data):
+def local_server(tmp_path):
     """A local server whose folder holds ``mp_20/test.csv``: 5 real MP-20 validation rows."""
     root = tmp_path / "served"
     (root / "mp_20").mkdir(parents=True)

@@ -89,7 +89,7 @@ def test_strict_raises_naming_the_first_bad_row(bad_csv):
     assert "unparsable CIF" in str(info.value)
 
 
-def test_strict_passes_on_clean_data(tmp_path, shared_data):
+def test_strict_passes_on_clean_data(tmp_path):
     columns, rows = helpers.read_rows(limit=5)
     path = helpers.write_csv(tmp_path / "clean.csv.gz", columns, rows)
     dataset = load_dataset(path, strict=True, max_sites=20)
@@ -109,7 +109,7 @@ def test_missing_source_is_a_dataset_error(tmp_path):
         load_dataset(tmp_path / "absent.csv")
 
 
-def test_rows_without_id_column_get_row_numbers(tmp_path, shared_data):
+def test_rows_without_id_column_get_row_numbers(tmp_path):
     columns, rows = helpers.read_rows(limit=3)
     path = helpers.write_csv(tmp_path / "no_ids.csv", ["cif", "band_gap"], [{"cif": r["cif"], "band_gap": r["band_gap"]} for r in rows])
     dataset = load_dataset(path)
@@ -117,7 +117,7 @@ def test_rows_without_id_column_get_row_numbers(tmp_path, shared_data):
     assert dataset.spacegroups == [None, None, None]
 
 
-def test_missing_numeric_value_becomes_nan(tmp_path, shared_data):
+def test_missing_numeric_value_becomes_nan(tmp_path):
     """An empty cell in a numeric column is NaN (and no space group), not a crash."""
     columns, rows = helpers.read_rows(limit=3)
     rows[1]["spacegroup.number"] = ""
@@ -130,7 +130,7 @@ def test_missing_numeric_value_becomes_nan(tmp_path, shared_data):
 
 
 # -- a folder of CIF files --------------------------------------------------------------------
-def test_cif_folder_uses_file_stems_and_skips_garbage(tmp_path, shared_data):
+def test_cif_folder_uses_file_stems_and_skips_garbage(tmp_path):
     columns, rows = helpers.read_rows(limit=4)
     folder = tmp_path / "cifs"
     folder.mkdir()
@@ -150,7 +150,7 @@ def test_cif_folder_uses_file_stems_and_skips_garbage(tmp_path, shared_data):
         load_dataset(folder, strict=True)
 
 
-def test_single_cif_file_and_empty_folder(tmp_path, shared_data):
+def test_single_cif_file_and_empty_folder(tmp_path):
     _, rows = helpers.read_rows(limit=1)
     path = tmp_path / "one.cif"
     path.write_text(rows[0]["cif"])
@@ -216,7 +216,7 @@ def test_summary_of_bad_csv_counts_skips(bad_csv):
     assert str(dataset.skipped).startswith("skipped 4 rows")
 
 
-def test_gzip_and_plain_csv_load_the_same(tmp_path, shared_data):
+def test_gzip_and_plain_csv_load_the_same(tmp_path):
     columns, rows = helpers.read_rows(limit=6)
     plain = load_dataset(helpers.write_csv(tmp_path / "p.csv", columns, rows))
     zipped = load_dataset(helpers.write_csv(tmp_path / "p.csv.gz", columns, rows))

@@ -91,7 +91,7 @@ def test_strict_raises_and_writes_nothing(bad_csv, tmp_path, workers):
     assert list(tmp_path.iterdir()) == []  # no .npy, no .part, no .json
 
 
-def test_smaller_max_sites_skips_more(bad_csv, tmp_path, shared_data):
+def test_smaller_max_sites_skips_more(bad_csv, tmp_path):
     sites = [len(parse_cif(r["cif"])) for r in bad_csv.good_rows]
     limit = sorted(sites)[len(sites) // 2]
     output = tmp_path / "small.npy"
@@ -102,7 +102,7 @@ def test_smaller_max_sites_skips_more(bad_csv, tmp_path, shared_data):
     assert summary.skipped.counts["too many sites"] == 1 + len(sites) - len(kept)
 
 
-def test_only_bad_rows_gives_an_empty_npy(tmp_path, shared_data):
+def test_only_bad_rows_gives_an_empty_npy(tmp_path):
     columns, rows = helpers.read_rows(limit=1)
     bad = [{**rows[0], "material_id": "x1", "cif": "not a cif"}, {**rows[0], "material_id": "x2", "cif": helpers.disordered_cif()}]
     source = helpers.write_csv(tmp_path / "bad_only.csv", columns, bad)

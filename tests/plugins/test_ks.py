@@ -51,12 +51,12 @@ def test_details_are_aligned_with_the_structures(mp20_sample):
     assert values["n_generated"] == 3.0
 
 
-def test_two_samples_of_one_distribution_are_close_and_another_dataset_is_far(mp20_sample, shared_data):
+def test_two_samples_of_one_distribution_are_close_and_another_dataset_is_far(mp20_sample, carbon24_csv):
     from crystens_core.data.dataset import parse_cif, read_csv_rows
 
     train, held_out = mp20_sample.structures[:300], mp20_sample.structures[300:600]
     same = get_metric("ks").compute(structures=held_out, reference=train)
-    carbon = [parse_cif(row["cif"]) for row in read_csv_rows(shared_data / "carbon_24" / "test.csv.gz")[1][:300]]
+    carbon = [parse_cif(row["cif"]) for row in read_csv_rows(carbon24_csv)[1][:300]]
     other = get_metric("ks").compute(structures=carbon, reference=train)
     assert same["ks_mean"] < 0.15
     assert other["ks_atomic_number"] > 0.9  # carbon only vs 80-odd elements

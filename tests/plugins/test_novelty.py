@@ -55,8 +55,8 @@ def test_perturbed_copies_are_duplicates_and_not_novel(mp20_sample):
     assert novel["novelty"] == 0.0
 
 
-def test_another_dataset_is_novel(mp20_sample, shared_data):
-    carbon = first_structures(shared_data / "carbon_24" / "test.csv.gz", 60)
+def test_another_dataset_is_novel(mp20_sample, carbon24_csv):
+    carbon = first_structures(carbon24_csv, 60)
     values = get_metric("novelty", progress=False).compute(structures=carbon, reference=mp20_sample.structures)
     assert values["novelty"] == 1.0  # hypothetical carbon allotropes (AIRSS) vs the MP-20 sample (one C structure)
 

@@ -77,10 +77,10 @@ def test_real_mp20_is_structurally_valid_and_about_91_percent_charge_balanced(mp
     assert 0.88 < values["comp_valid"] < 0.95  # 91.3 %: about a tenth of real MP-20 compounds fail SMACT's test
 
 
-def test_carbon_24_is_valid(shared_data):
+def test_carbon_24_is_valid(carbon24_csv):
     from crystens_core.data import load_dataset
 
-    carbon = load_dataset(shared_data / "carbon_24" / "test.csv.gz").structures[:100]
+    carbon = load_dataset(carbon24_csv).structures[:100]
     values = get_metric("validity").compute(structures=carbon)
     assert values["valid"] == 1.0
 
