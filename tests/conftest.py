@@ -46,6 +46,23 @@ def shared_path():
 
 
 @pytest.fixture(scope="session")
+def program():
+    """``program("chromium", "chromium-browser", install="...")``: the first one on PATH; skips, or fails under CI=true, without any."""
+    import shutil
+
+    def find(*names: str, install: str) -> str:
+        for name in names:
+            if path := shutil.which(name):
+                return path
+        message = f"{' / '.join(names)} is not installed ({install})"
+        if in_ci():
+            pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+        pytest.skip(message)
+
+    return find
+
+
+@pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """tests/fixtures/: small committed references (see its README.md)."""
     return FIXTURES

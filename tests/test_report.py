@@ -3,7 +3,6 @@
 import html
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -81,13 +80,6 @@ def test_report_without_matplotlib_says_what_to_install(tmp_path, monkeypatch, m
     assert json.loads(paths["metrics"].read_text())["figures"] == []
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium); the browser check of report.html is skipped")
-    return path
-
-
 CHECK_SCRIPT = """<script>
 window.addEventListener("load", () => {
   const out = document.createElement("pre");
@@ -99,8 +91,8 @@ window.addEventListener("load", () => {
 """
 
 
-def test_report_html_renders_in_headless_chromium(full_report, tmp_path):
-    chromium = _chromium()
+def test_report_html_renders_in_headless_chromium(full_report, tmp_path, program):
+    chromium = program("chromium", "chromium-browser", install="Debian: apt-get install chromium")  # a failure, not a skip, under CI=true
     folder, _, _ = full_report
     page = (folder / "report.html").read_text()
     checked = tmp_path / "checked.html"
