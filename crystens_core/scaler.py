@@ -9,15 +9,20 @@ include 0 so that the zero padding of an all-positive field stays 0, onto
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crystens_core import layout
+from crystens_core.safe_io import read_json, write_json_atomic
 
 FORMAT_VERSION = 1
+#: Largest tensor side S a scaler record may declare (512 sites); bounds the memory a
+#: record read from a file can make crystens allocate (C × S² entries, a few MB here).
+MAX_SIZE = layout.SITE_OFFSET + 512
+#: Most channels a scaler record may declare (the four base channels and extra layers).
+MAX_CHANNELS = 32
 
 
 class FieldScaler:
@@ -106,25 +111,55 @@ class FieldScaler:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FieldScaler":
-        if data.get("format") != "crystens.FieldScaler":
+        """A scaler from :meth:`to_dict`'s record, which is checked first (it comes from a file).
+
+        Raises:
+            ValueError: not a scaler record, a tensor size or channel count outside
+                ``[SITE_OFFSET + 1, MAX_SIZE]`` / ``[BASE_CHANNELS, MAX_CHANNELS]``, fields
+                other than the layout's, or a range that is not two finite numbers, low ≤ high.
+        """
+        if not isinstance(data, dict) or data.get("format") != "crystens.FieldScaler":
             raise ValueError("not a crystens FieldScaler record (missing format 'crystens.FieldScaler')")
-        scaler = cls(tuple(data["feature_range"]))
-        scaler.channels_ = int(data["channels"])
-        scaler.size_ = int(data["size"])
-        expected = layout.field_names(scaler.channels_)
-        if list(data["fields"]) != expected:
-            raise ValueError(f"scaler fields {list(data['fields'])} do not match the layout's {expected}")
-        scaler.field_names_ = expected
-        scaler.data_min_ = np.array([data["fields"][n][0] for n in expected], dtype=np.float64)
-        scaler.data_max_ = np.array([data["fields"][n][1] for n in expected], dtype=np.float64)
+        feature_range = _finite_pair(data.get("feature_range"), "feature_range")
+        channels = _bounded_int(data.get("channels"), "channels", layout.BASE_CHANNELS, MAX_CHANNELS)
+        size = _bounded_int(data.get("size"), "size", layout.SITE_OFFSET + 1, MAX_SIZE)
+        expected = layout.field_names(channels)
+        fields = data.get("fields")
+        if not isinstance(fields, dict) or list(fields) != expected:
+            found = list(fields) if isinstance(fields, dict) else type(fields).__name__
+            raise ValueError(f"scaler fields {found} do not match the layout's {expected}")
+        ranges = np.array([_finite_pair(fields[name], f"fields.{name}") for name in expected], dtype=np.float64)
+        if not (ranges[:, 0] <= ranges[:, 1]).all():
+            name = expected[int(np.argmax(ranges[:, 0] > ranges[:, 1]))]
+            raise ValueError(f"scaler field {name!r}: low {fields[name][0]} is above high {fields[name][1]}")
+        scaler = cls(feature_range)
+        scaler.channels_, scaler.size_, scaler.field_names_ = channels, size, expected
+        scaler.data_min_, scaler.data_max_ = ranges[:, 0].copy(), ranges[:, 1].copy()
         scaler._build()
         return scaler
 
     def save(self, path: str | Path) -> None:
-        """Write the scaler as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the scaler as JSON (atomically)."""
+        write_json_atomic(path, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | Path) -> "FieldScaler":
         """Read a scaler written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json(path, error=ValueError))
+
+
+def _finite_pair(value: Any, name: str) -> tuple[float, float]:
+    """``[low, high]`` of a scaler record as two finite floats (ValueError naming ``name`` otherwise)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"scaler {name} must be two numbers, got {value!r:.80}")
+    low, high = float(value[0]), float(value[1])
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"scaler {name} must be finite, got {value!r:.80}")
+    return low, high
+
+
+def _bounded_int(value: Any, name: str, low: int, high: int) -> int:
+    """An integer of a scaler record within [low, high] (ValueError naming ``name`` otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"scaler {name} must be an integer in [{low}, {high}], got {value!r:.80}")
+    return value
