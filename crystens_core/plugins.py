@@ -18,6 +18,7 @@ loaded. Every refusal is recorded on the plugin (``crystens plugins`` shows it).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -111,8 +112,6 @@ def _is_builtin(dist: Any) -> bool:
 
 def _normalized(distribution_name: str | None) -> str:
     """PEP 503 form of a distribution name ("Crystens_Chemistry" → "crystens-chemistry")."""
-    import re
-
     return re.sub(r"[-_.]+", "-", distribution_name or "").lower()
 
 
@@ -187,8 +186,8 @@ class PluginRegistry:
             return entry_points[0]
         builtin = next((e for e in entry_points if _is_builtin(getattr(e, "dist", None))), None)
         for entry_point in entry_points:
-            if entry_point is builtin:
-                continue
+            if entry_point is builtin or _is_builtin(getattr(entry_point, "dist", None)):
+                continue  # a second copy of the built-in distribution is the same plugin
             info = self._info_of(entry_point)
             if builtin is not None:
                 reason = f"entry point {info.entry_point!r} is the name of a built-in plugin (reserved); not loaded"
