@@ -71,6 +71,13 @@ def crystens_register_metrics(register: RegisterCallback) -> None:
     ``structures`` holds one entry per generated item, None where decoding or
     reading failed; count those as failures.
 
+    Every figure says how many items it was computed on, so nothing is dropped
+    silently: a count ``n_used_<figure>`` (a shared tail of the name will do:
+    ``n_used_a`` for ``ks_a`` and ``pvalue_a``) or, for figures all over the same
+    items, ``n_used``; figures that also depend on the reference add
+    ``n_reference_used_<figure>``. Names starting with ``n_`` are counts
+    (see :func:`crystens_core.testing.figure_count`).
+
     Optionally ``compute_details(...)``, with the same arguments, returns
     ``(figures, details)``: ``figures`` what ``compute`` returns, ``details``
     ``{"generated": {name: 1-D float array}, "reference": {name: array}}`` of

@@ -481,6 +481,17 @@ def metric_table(values: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     if len(pairs) < 2:
         return ["figure", "value"], [[key, format_value(value)] for key, value in values.items()]
     paired = {f"ks_{p}" for p in pairs} | {f"pvalue_{p}" for p in pairs}
+    counted = [p for p in pairs if f"n_used_{p}" in values]
+    if counted:  # the values each test was computed on, in their own column
+        paired |= {f"n_used_{p}" for p in counted} | {f"n_reference_used_{p}" for p in counted}
+
+        def used(p: str) -> str:
+            generated, reference = values.get(f"n_used_{p}"), values.get(f"n_reference_used_{p}")
+            return format_value(generated) if reference is None else f"{format_value(generated)} / {format_value(reference)}"
+
+        rows = [[p, format_value(values[f"ks_{p}"]), format_value(values[f"pvalue_{p}"]), used(p)] for p in pairs]
+        rows += [[key, format_value(value), "", ""] for key, value in values.items() if key not in paired]
+        return ["property", "K-S D", "p-value", "n used (generated / reference)"], rows
     rows = [[p, format_value(values[f"ks_{p}"]), format_value(values[f"pvalue_{p}"])] for p in pairs]
     rows += [[key, format_value(value), ""] for key, value in values.items() if key not in paired]
     return ["property", "K-S D", "p-value"], rows

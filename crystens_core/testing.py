@@ -249,7 +249,38 @@ def check_metric_details(metric: Any) -> None:
     assert not problems, "; ".join(problems)
 
 
-METRIC_CHECKS: tuple[Check, ...] = (check_metric_declares_inputs, check_metric_returns_named_floats, check_metric_config, check_metric_details)
+def figure_count(figures: dict[str, Any], name: str) -> str | None:
+    """The name of the count figure ``name`` was computed on, or None.
+
+    A figure's count is ``n_used_<S>`` for the longest ``_``-separated tail ``S`` of
+    its name that has one (``ks_a`` → ``n_used_ks_a``, else ``n_used_a``), else the
+    metric-wide ``n_used``. Names starting with ``n_`` are counts themselves.
+    """
+    if name.startswith("n_"):
+        return name
+    words = name.split("_")
+    for start in range(len(words)):
+        key = "n_used_" + "_".join(words[start:])
+        if key in figures:
+            return key
+    return "n_used" if "n_used" in figures else None
+
+
+def check_metric_reports_counts(metric: Any) -> None:
+    """Every figure says how many items it was computed on (see :func:`figure_count`),
+    a failed (None) entry included, so nothing is dropped silently."""
+    inputs = _metric_inputs(metric)
+    if "structures" in inputs:
+        inputs["structures"] = [*inputs["structures"], None]
+    figures = metric.compute(**inputs)
+    uncounted = [name for name in figures if figure_count(figures, name) is None]
+    assert not uncounted, f"figures without a count of the items they were computed on (add n_used_<figure> or n_used): {', '.join(uncounted)}"
+    for name in {figure_count(figures, name) for name in figures}:
+        value = figures[name]
+        assert value >= 0 and float(value).is_integer(), f"{name}: a count must be a whole number ≥ 0, got {value!r}"
+
+
+METRIC_CHECKS: tuple[Check, ...] = (check_metric_declares_inputs, check_metric_returns_named_floats, check_metric_config, check_metric_details, check_metric_reports_counts)
 
 
 # -- layers -----------------------------------------------------------------------------

@@ -45,7 +45,9 @@ class CGCNNMetric:
 
     def compute(self, *, structures, reference, tensors=None) -> dict[str, float]:
         """Per property ``ks_<p>``, ``pvalue_<p>``, ``mean_<p>`` (generated), ``reference_mean_<p>``;
-        ``ks_mean`` over properties; ``n_generated``, ``n_failed``, ``n_reference_failed``.
+        ``ks_mean`` over properties; ``n_generated``, ``n_failed``, ``n_reference_failed``; the
+        counts each figure is over: ``n_used_<p>`` and ``n_reference_used_<p>`` (structures
+        with a prediction) and ``n_used_ks_mean`` (properties averaged).
 
         A property with no prediction on one side gives NaN.
         """
@@ -64,6 +66,7 @@ class CGCNNMetric:
         result: dict[str, float] = {}
         for name in generated:
             g, r = generated[name][np.isfinite(generated[name])], real[name][np.isfinite(real[name])]
+            result[f"n_used_{name}"], result[f"n_reference_used_{name}"] = float(len(g)), float(len(r))
             if len(g) and len(r):
                 test = ks_2samp(r, g)
                 result[f"ks_{name}"], result[f"pvalue_{name}"] = float(test.statistic), float(test.pvalue)
@@ -73,6 +76,7 @@ class CGCNNMetric:
             result[f"reference_mean_{name}"] = float(r.mean()) if len(r) else float("nan")
         statistics = [result[f"ks_{name}"] for name in generated]
         result["ks_mean"] = float(np.nanmean(statistics)) if not np.isnan(statistics).all() else float("nan")
+        result["n_used_ks_mean"] = float(np.isfinite(statistics).sum())
         result["n_generated"] = float(len(generated.reasons))
         result["n_failed"] = float(generated.n_failed)
         result["n_reference_failed"] = float(real.n_failed)

@@ -221,6 +221,7 @@ class EHullMetric:
         self.reasons_ = reasons
         self.failures_ = Counter(_category(r) for r in reasons if r)
         figures = summarise(e_hull)
+        figures["n_used"] = figures["n_scored"]  # every figure is over the scored structures
         figures["n_structures"] = float(len(e_hull))
         figures["n_failed"] = float(sum(self.failures_.values()))
         for figure in dict.fromkeys(FAILURE_FIGURES.values()):
@@ -229,7 +230,9 @@ class EHullMetric:
         if self.score_reference and reference is not None:
             ref_hull, ref_formation, _ = self.score(reference, desc="ehull reference")
             details["reference"] = {"e_above_hull": ref_hull, "formation_energy": ref_formation}
-            figures.update({f"reference_{name}": value for name, value in summarise(ref_hull).items()})
+            reference_figures = summarise(ref_hull)
+            figures.update({f"reference_{name}": value for name, value in reference_figures.items()})
+            figures["n_reference_used"] = reference_figures["n_scored"]
         return figures, details
 
     def compute(self, *, structures, reference=None, tensors=None) -> dict[str, float]:
@@ -239,7 +242,9 @@ class EHullMetric:
             ``e_above_hull_mean`` and ``e_above_hull_median`` (eV/atom),
             ``frac_e_above_hull_le_0.1`` and ``frac_e_above_hull_le_0`` (share of the
             scored structures at most 0.1 / 0 eV/atom above the hull; NaN when none
-            was scored), ``n_scored``, ``n_structures``, ``n_failed`` and one
+            was scored), ``n_scored`` (also ``n_used``: every figure is over them; with
+            ``score_reference``, ``n_reference_used`` for the ``reference_*`` figures),
+            ``n_structures``, ``n_failed`` and one
             ``n_failed_<reason>`` count per reason (no structure, unsupported element,
             energy model, relaxation, hull).
         """

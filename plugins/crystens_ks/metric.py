@@ -98,7 +98,12 @@ class KSMetric:
     def compute(self, *, structures, reference, tensors=None) -> dict[str, float]:
         """``ks_<property>`` and ``pvalue_<property>`` for every property, plus ``ks_mean``.
 
-        Properties with no values on one side (e.g. nothing decoded) give NaN.
+        Properties with no values on one side (e.g. nothing decoded) give NaN. Counts:
+        ``n_used_<property>`` and ``n_reference_used_<property>``, the generated and
+        reference values each test was computed on (structures, or sites for
+        ``atomic_number``; a None entry or a structure spglib cannot analyse is left
+        out of that property), ``n_used_ks_mean`` (properties averaged),
+        ``n_generated`` (entries given) and ``n_failed`` (None entries).
         """
         return self.compute_details(structures=structures, reference=reference)[0]
 
@@ -119,6 +124,7 @@ class KSMetric:
         result: dict[str, float] = {}
         for name in PROPERTIES:
             g, r = generated[name][~np.isnan(generated[name])], real[name][~np.isnan(real[name])]
+            result[f"n_used_{name}"], result[f"n_reference_used_{name}"] = float(len(g)), float(len(r))
             if len(g) and len(r):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # "exact calculation unsuccessful, switching to asymp"
@@ -128,6 +134,8 @@ class KSMetric:
                 result[f"ks_{name}"], result[f"pvalue_{name}"] = float("nan"), float("nan")
         statistics = [result[f"ks_{name}"] for name in PROPERTIES]
         result["ks_mean"] = float(np.nanmean(statistics)) if not np.isnan(statistics).all() else float("nan")
+        result["n_used_ks_mean"] = float(np.isfinite(statistics).sum())
         result["n_generated"] = float(len(structures))
+        result["n_failed"] = float(sum(s is None for s in structures))
         per_structure = lambda values: {name: values[name] for name in PER_STRUCTURE}  # noqa: E731
         return result, {"generated": per_structure(generated), "reference": per_structure(real)}

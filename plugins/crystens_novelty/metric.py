@@ -54,6 +54,8 @@ def _figures(name: str, flags: np.ndarray) -> dict[str, float]:
         "n_evaluated": float(evaluated),
         "n_failed": float(n - evaluated),
         "n_structures": float(n),
+        "n_used": float(n),  # the headline fraction is over every entry, failures counting as not unique/novel
+        f"n_used_{name}_of_evaluated": float(evaluated),
     }
 
 
@@ -87,7 +89,8 @@ class UniquenessMetric(_MatcherMetric):
     requires = frozenset({"structures"})
 
     def compute(self, *, structures, tensors=None, reference=None) -> dict[str, float]:
-        """``uniqueness`` (over every entry, failures not unique), ``uniqueness_of_evaluated``, ``n_unique``, ``n_evaluated``, ``n_failed``, ``n_structures``."""
+        """``uniqueness`` (over every entry, failures not unique), ``uniqueness_of_evaluated``, ``n_unique``, ``n_evaluated``, ``n_failed``, ``n_structures``,
+        and the counts each figure is over: ``n_used`` (every entry) and ``n_used_uniqueness_of_evaluated``."""
         return self.compute_details(structures=structures)[0]
 
     def compute_details(self, *, structures, tensors=None, reference=None):
@@ -128,7 +131,9 @@ class NoveltyMetric(_MatcherMetric):
     requires = frozenset({"structures", "reference"})
 
     def compute(self, *, structures, reference, tensors=None) -> dict[str, float]:
-        """``novelty`` (over every entry, failures not novel), ``novelty_of_evaluated``, ``n_novel``, ``n_evaluated``, ``n_failed``, ``n_structures``, ``n_reference``."""
+        """``novelty`` (over every entry, failures not novel), ``novelty_of_evaluated``, ``n_novel``, ``n_evaluated``, ``n_failed``, ``n_structures``, ``n_reference``,
+        and the counts each figure is over: ``n_used`` (every entry), ``n_used_novelty_of_evaluated`` and
+        ``n_reference_used`` (reference structures the matcher could use)."""
         return self.compute_details(structures=structures, reference=reference)[0]
 
     def compute_details(self, *, structures, reference, tensors=None):
@@ -139,9 +144,11 @@ class NoveltyMetric(_MatcherMetric):
         reference = structure_list(reference, "reference")
         reasons: Counter = Counter()
         known: dict[tuple, list] = defaultdict(list)
+        n_reference_used = 0
         for item in _prepare_all(reference, reasons, "reference", self.progress):
             if item is not None:
                 known[item.group].append(item)
+                n_reference_used += 1
         prepared = _prepare_all(structures, reasons, "generated", self.progress)
         matcher = self._matcher()
         is_novel = np.full(len(structures), np.nan)
@@ -156,4 +163,5 @@ class NoveltyMetric(_MatcherMetric):
         self.failures_ = dict(reasons)
         figures = _figures("novelty", is_novel)
         figures["n_reference"] = float(len(reference))
+        figures["n_reference_used"] = float(n_reference_used)
         return figures, {"generated": {"is_novel": is_novel}, "reference": {}}

@@ -40,7 +40,8 @@ class SelfConsistencyMetric:
 
         Returns:
             ``{figure: mean}`` for every figure of :data:`CONSISTENCY_FIGURES` (NaN when no
-            tensor had one), plus ``n_tensors`` and ``decoded_fraction``.
+            tensor had one) with ``n_used_<figure>``, the tensors that had it; ``decoded_fraction``
+            over all ``n_tensors`` (also ``n_used``).
         """
         from crystens_core.plugins import get_decoder
 
@@ -49,6 +50,8 @@ class SelfConsistencyMetric:
         for figure in CONSISTENCY_FIGURES:
             present = [r.consistency[figure] for r in results if figure in r.consistency]
             values[figure] = float(np.mean(present)) if present else float("nan")
+            values[f"n_used_{figure}"] = float(len(present))
         values["n_tensors"] = float(len(results))
+        values["n_used"] = float(len(results))
         values["decoded_fraction"] = float(np.mean([r.ok for r in results])) if results else float("nan")
         return values

@@ -74,3 +74,19 @@ def test_nothing_generated_gives_nan(mp20_sample):
 def test_bad_input_names_the_argument(mp20_sample):
     with pytest.raises(TypeError, match=r"structures\[0\] must be a pymatgen Structure"):
         get_metric("ks").compute(structures=["NaCl"], reference=mp20_sample.structures[:3])
+
+
+def test_every_statistic_says_how_many_values_it_was_computed_on(mp20_sample, monkeypatch):
+    """A None entry and a structure spglib cannot analyse are left out of a test, and the counts say so."""
+    from crystens_ks import metric as ks_module
+
+    structures = [mp20_sample[0], None, mp20_sample[1], mp20_sample[2]]
+    unanalysable = mp20_sample[2]
+    real_spacegroup = ks_module.spacegroup_number
+    monkeypatch.setattr(ks_module, "spacegroup_number", lambda s, symprec=0.1: float("nan") if s is unanalysable else real_spacegroup(s, symprec))
+    values = get_metric("ks").compute(structures=structures, reference=mp20_sample.structures[:5])
+    assert values["n_generated"] == 4.0 and values["n_failed"] == 1.0
+    assert values["n_used_a"] == values["n_used_density"] == 3.0 and values["n_reference_used_a"] == 5.0
+    assert values["n_used_spacegroup"] == 2.0  # spglib "failed" on one structure: not silently dropped any more
+    assert values["n_used_atomic_number"] == sum(len(mp20_sample[i]) for i in (0, 1, 2))  # sites
+    assert values["n_used_ks_mean"] == float(len(PROPERTIES))
