@@ -51,6 +51,19 @@ class DatasetError(CrystensError, ValueError):
     """A dataset that cannot be read at all (missing file, missing column, bad checksum)."""
 
 
+class InvalidStructureError(CrystensError, ValueError):
+    """A parsed structure that is not a crystal (bad cell, coordinates or elements); ``reason`` is a short category."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class SettingsError(CrystensError, ValueError):
+    """A component setting of the wrong type, outside its bounds, or unknown; the message names it."""
+
+
 class MissingDependencyError(CrystensError, ImportError):
     """An optional library a component needs is not installed."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import sys
 import warnings
 from collections import Counter, defaultdict
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from crystens_core.errors import DatasetError
+from crystens_core.errors import DatasetError, InvalidStructureError
 
 #: Columns that hold the space group number, in the order they are looked for.
 SPACEGROUP_COLUMNS = ("spacegroup.number", "spacegroup", "space_group", "spg")
@@ -26,6 +27,8 @@ UNPARSABLE = "unparsable CIF"
 DISORDERED = "disordered site"
 TOO_MANY_SITES = "too many sites"
 MISSING_VALUE = "missing cif value"
+NOT_UTF8 = "not UTF-8"
+NOT_A_CIF = "not a CIF file"
 
 
 @dataclass
@@ -128,22 +131,70 @@ class CrystalDataset:
 
 
 def parse_cif(text: str):
-    """Parse one CIF string into a pymatgen Structure (first block), quietly.
+    """Parse one CIF string into a checked pymatgen Structure (first block), quietly.
+
+    The cell as written in the CIF (:func:`crystens_core.structures.cell_parameters_problem`)
+    and then the parsed structure (:func:`crystens_core.structures.structure_problem`)
+    are checked before anything else sees them.
 
     Raises:
+        InvalidStructureError: the structure is not a crystal (NaN, infinite or
+            negative cell length, angles that make no cell, no sites, unknown element).
         ValueError: the CIF cannot be parsed into a structure.
     """
     from pymatgen.io.cif import CifParser
 
-    with warnings.catch_warnings():
+    from crystens_core.structures import INVALID_CELL, cell_parameters_problem, structure_problem
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            structures = CifParser(io.StringIO(text)).parse_structures(primitive=False)
+            parser = CifParser(io.StringIO(text))
+        except Exception as exc:
+            raise ValueError(str(exc) or type(exc).__name__) from exc
+        cell = _cif_cell_parameters(parser)
+        cell_problem = cell_parameters_problem(cell)  # before pymatgen builds (and fails on) the lattice
+        if cell_problem:
+            raise InvalidStructureError(INVALID_CELL, cell_problem)
+        try:
+            structures = parser.parse_structures(primitive=False)
         except Exception as exc:
             raise ValueError(str(exc) or type(exc).__name__) from exc
     if not structures:
         raise ValueError("no structure in CIF")
+    problem = structure_problem(structures[0])
+    if problem:
+        raise InvalidStructureError(*problem)
     return structures[0]
+
+
+#: CIF tags of the cell parameters (both the CIF 1 and the mmCIF/CIF 2 spelling).
+_CIF_CELL_TAGS = {
+    "a": ("_cell_length_a", "_cell.length_a"),
+    "b": ("_cell_length_b", "_cell.length_b"),
+    "c": ("_cell_length_c", "_cell.length_c"),
+    "alpha": ("_cell_angle_alpha", "_cell.angle_alpha"),
+    "beta": ("_cell_angle_beta", "_cell.angle_beta"),
+    "gamma": ("_cell_angle_gamma", "_cell.angle_gamma"),
+}
+
+
+def _cif_cell_parameters(parser) -> dict[str, float]:
+    """The numeric cell parameters as written in the first CIF block that has ``_cell_length_a``."""
+    from pymatgen.io.cif import str2float
+
+    for block in parser.as_dict().values():
+        values = {name: next((block[tag] for tag in tags if tag in block), None) for name, tags in _CIF_CELL_TAGS.items()}
+        if values["a"] is None:
+            continue
+        cell = {}
+        for name, value in values.items():
+            try:
+                cell[name] = float(str2float(value if isinstance(value, str) else value[0]))
+            except (ValueError, TypeError, IndexError):
+                pass  # missing or not a number: pymatgen refuses the CIF (unparsable)
+        return cell
+    return {}
 
 
 def _check_structure(structure, max_sites: int | None) -> tuple[str, str] | None:
@@ -161,19 +212,81 @@ def _convert(value: str) -> Any:
         return value
 
 
+class SourceRow(dict):
+    """One raw row of a dataset source: column → text, plus where it came from.
+
+    Attributes:
+        line: first line of the row in its file (1-based; 0 for a CIF file).
+        problem: ``(reason, detail)`` when the row cannot be used at all (e.g. not
+            UTF-8); such a row is skipped before its CIF is looked at.
+    """
+
+    def __init__(self, values=(), *, line: int = 0, problem: tuple[str, str] | None = None):
+        super().__init__(values)
+        self.line = line
+        self.problem = problem
+
+
+#: A byte that was not UTF-8 (``surrogateescape`` maps bytes 0x80–0xff it cannot decode to U+DC80–U+DCFF).
+_NOT_TEXT = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable(value: str) -> int | None:
+    """Index of the first byte of ``value`` that was not UTF-8 text, else None."""
+    match = _NOT_TEXT.search(value)
+    return match.start() if match else None
+
+
+def _encoding_problem(values: Sequence[str], columns: Sequence[str], line: int) -> tuple[str, str] | None:
+    for column, value in zip(columns, values):
+        index = _undecodable(value)
+        if index is not None:
+            offset = len(value[:index].encode("utf-8", "surrogateescape"))
+            byte = ord(value[index]) - 0xDC00
+            return NOT_UTF8, f"not UTF-8 at byte {offset} of column {column!r} (byte 0x{byte:02x}; row starting at line {line})"
+    return None
+
+
 def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    """``path`` (plain or gzip) as text; bytes that are not UTF-8 become lone surrogates (``surrogateescape``)."""
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and rows of a CSV/CSV.gz file; the first column is dropped when it has no name."""
+def read_csv_rows(path: Path) -> tuple[list[str], list[SourceRow]]:
+    """The header and rows of a CSV/CSV.gz file.
+
+    A row with bytes that are not UTF-8 is kept as a :class:`SourceRow`
+    whose ``problem`` says where (reason ``"not UTF-8"``); its id column, if unreadable,
+    becomes ``line<N>``. The other rows are unaffected.
+
+    Raises:
+        DatasetError: the file cannot be read (not gzip, truncated, broken quoting),
+            its header is not UTF-8, or it has no ``cif`` column.
+    """
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+    rows: list[SourceRow] = []
+    line = 1
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle)
+            columns = next(reader, [])
+            if any(_undecodable(column) is not None for column in columns):
+                raise DatasetError(f"{path}: the header (line 1) is not UTF-8")
+            id_column = next((c for c in ID_COLUMNS if c in columns), None)
+            line = reader.line_num + 1
+            for values in reader:
+                if values:  # csv.DictReader skips blank lines too
+                    problem = _encoding_problem(values, columns, line)
+                    row = SourceRow(zip(columns, values), line=line, problem=problem)
+                    for column in columns[len(values) :]:
+                        row[column] = None  # as csv.DictReader fills short rows
+                    if problem and id_column and _undecodable(row.get(id_column) or "") is not None:
+                        row[id_column] = f"line{line}"
+                    rows.append(row)
+                line = reader.line_num + 1
+    except (OSError, EOFError, csv.Error, UnicodeError) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot be read as CSV near line {line} ({type(exc).__name__}: {exc})") from exc
     if "cif" not in columns:
         raise DatasetError(f"{path}: no 'cif' column (columns: {', '.join(columns) or 'none'})")
     return columns, rows
@@ -185,10 +298,20 @@ def parse_row(text: str, max_sites: int | None = None):
         return None, (MISSING_VALUE, "empty cif cell")
     try:
         structure = parse_cif(text)
+    except InvalidStructureError as exc:
+        return None, (exc.reason, exc.detail)
     except ValueError as exc:
         return None, (UNPARSABLE, str(exc))
     problem = _check_structure(structure, max_sites)
     return (None, problem) if problem else (structure, None)
+
+
+def parse_source_row(row: dict[str, str], max_sites: int | None = None):
+    """:func:`parse_row` of a row of :func:`read_source` (its ``cif`` column), or the row's own problem."""
+    problem = getattr(row, "problem", None)
+    if problem is not None:
+        return None, problem
+    return parse_row(row.get("cif") or "", max_sites)
 
 
 def row_ids(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> list[str]:
@@ -205,7 +328,7 @@ def _from_rows(rows: Sequence[dict[str, str]], columns: Sequence[str], name: str
     values: dict[str, list] = {c: [] for c in property_columns}
     skipped = SkipReport()
     for row_id, row in zip(row_ids(rows, columns), progress_bar(rows, desc=f"parse {name}", unit="cif", enable=progress)):
-        structure, problem = parse_row(row.get("cif") or "", max_sites)
+        structure, problem = parse_source_row(row, max_sites)
         if problem is not None:
             if strict:
                 raise DatasetError(f"{name}: row {row_id!r}: {problem[0]} ({problem[1]})")
@@ -225,9 +348,13 @@ def _from_rows(rows: Sequence[dict[str, str]], columns: Sequence[str], name: str
 def load_dataset(source: str | Path, *, max_sites: int | None = None, strict: bool = False, progress: bool = False) -> CrystalDataset:
     """Load a dataset by name (``mp20-sample``, ``mp-20``, ``mpts-52:test``), CSV path or CIF folder.
 
+    Every structure is checked (:func:`crystens_core.structures.structure_problem`)
+    before it is kept; bad rows are skipped with their id and reason (the skip report
+    also lists files in a CIF folder that are not CIFs).
+
     Args:
         source: a named dataset (see ``crystens data list``), a CSV/CSV.gz file with a
-            ``cif`` column, a folder of ``.cif`` files, or one ``.cif`` file.
+            ``cif`` column, a folder of ``.cif`` files (any case), or one ``.cif`` file.
         max_sites: rows with more sites are skipped (reason "too many sites").
         strict: raise :class:`DatasetError` on the first bad row instead of skipping it.
         progress: show a progress bar while parsing.
@@ -235,12 +362,24 @@ def load_dataset(source: str | Path, *, max_sites: int | None = None, strict: bo
     Raises:
         DatasetError: the source does not exist or has no ``cif`` column.
     """
-    name, columns, rows = read_source(source)
-    return _from_rows(rows, columns, name, max_sites, strict, progress)
+    name, columns, rows, ignored = read_source_report(source)
+    dataset = _from_rows(rows, columns, name, max_sites, strict, progress)
+    dataset.skipped.merge(ignored)
+    return dataset
 
 
-def read_source(source: str | Path) -> tuple[str, list[str], list[dict[str, str]]]:
+def read_source(source: str | Path) -> tuple[str, list[str], list[SourceRow]]:
     """The name, columns and raw rows (CIF text unparsed) of any dataset source.
+
+    Raises:
+        DatasetError: the source does not exist, is empty or has no ``cif`` column.
+    """
+    name, columns, rows, _ = read_source_report(source)
+    return name, columns, rows
+
+
+def read_source_report(source: str | Path) -> tuple[str, list[str], list[SourceRow], SkipReport]:
+    """Like :func:`read_source`, plus the entries of a CIF folder that were not read (reason "not a CIF file").
 
     Raises:
         DatasetError: the source does not exist, is empty or has no ``cif`` column.
@@ -248,21 +387,31 @@ def read_source(source: str | Path) -> tuple[str, list[str], list[dict[str, str]
     from crystens_core.data.sources import is_named, resolve
 
     path = Path(source)
+    ignored = SkipReport()
     if path.is_dir():
-        files = sorted(path.glob("*.cif"))
+        files = []
+        for entry in sorted(path.iterdir()):
+            if entry.is_file() and entry.suffix.lower() == ".cif":
+                files.append(entry)
+            else:
+                ignored.add(NOT_A_CIF, entry.name, "a folder, not read" if entry.is_dir() else "not a .cif file, not read")
         if not files:
             raise DatasetError(f"{path}: no .cif files in this folder")
-        return path.name, ["material_id", "cif"], [_cif_file_row(file) for file in files]
+        return path.name, ["material_id", "cif"], [_cif_file_row(file) for file in files], ignored
     if path.is_file():
-        if path.suffix == ".cif":
-            return path.name, ["material_id", "cif"], [_cif_file_row(path)]
+        if path.suffix.lower() == ".cif":
+            return path.name, ["material_id", "cif"], [_cif_file_row(path)], ignored
         columns, rows = read_csv_rows(path)
-        return path.name, columns, rows
+        return path.name, columns, rows, ignored
     if is_named(str(source)):
         columns, rows = read_csv_rows(resolve(str(source)))
-        return str(source), columns, rows
+        return str(source), columns, rows, ignored
     raise DatasetError(f"{source}: not a file, a folder or a named dataset (see `crystens data list`)")
 
 
-def _cif_file_row(path: Path) -> dict[str, str]:
-    return {"material_id": path.stem, "cif": path.read_text(encoding="utf-8", errors="replace")}
+def _cif_file_row(path: Path) -> SourceRow:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return SourceRow({"material_id": path.stem, "cif": ""}, problem=(UNPARSABLE, f"{path.name} cannot be read ({exc.strerror or exc})"))
+    return SourceRow({"material_id": path.stem, "cif": text})

@@ -87,11 +87,15 @@ class CrysTensEncoder:
             ``(structure, spacegroup, atomic_numbers)`` as they will be encoded.
 
         Raises:
-            EncodingError: disordered, too many sites, unknown element, or a
-                space group that cannot be determined.
+            EncodingError: not a crystal (invalid cell or coordinates, no sites,
+                unknown element; see ``crystens_core.structures.structure_problem``),
+                disordered, too many sites, or a space group that cannot be determined.
         """
-        if len(structure) == 0:
-            raise EncodingError("empty structure", "no sites")
+        from crystens_core.structures import structure_problem
+
+        problem = structure_problem(structure)  # before spglib, which crashes the process on a NaN cell
+        if problem:
+            raise EncodingError(*problem)
         numbers = atomic_numbers(structure)  # raises for disordered sites and unknown elements
         if self.cell != "as-is" or spacegroup is None:
             from pymatgen.symmetry.analyzer import SpacegroupAnalyzer

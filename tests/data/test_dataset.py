@@ -138,11 +138,12 @@ def test_cif_folder_uses_file_stems_and_skips_garbage(tmp_path):
     for name, row in zip(names, rows):
         (folder / f"{name}.cif").write_text(row["cif"])
     (folder / "garbage.cif").write_text("this file is not a crystal\n\x00\x01")
-    (folder / "notes.txt").write_text("not a cif, ignored")
+    (folder / "notes.txt").write_text("not a cif, reported and not read")
     dataset = load_dataset(folder)
     assert dataset.name == "cifs"
     assert dataset.ids == sorted(names)
-    assert dataset.skipped.counts == {"unparsable CIF": 1} and list(dataset.skipped.ids["unparsable CIF"]) == ["garbage"]
+    assert dataset.skipped.counts == {"unparsable CIF": 1, "not a CIF file": 1}
+    assert list(dataset.skipped.ids["unparsable CIF"]) == ["garbage"] and list(dataset.skipped.ids["not a CIF file"]) == ["notes.txt"]
     by_name = dict(zip(names, rows))
     for row_id, structure in zip(dataset.ids, dataset):
         assert structure.composition.reduced_formula == by_name[row_id]["pretty_formula"]
