@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, read_source, row_ids
+from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, parse_source_row, read_source_report, row_ids
 from crystens_core.errors import DatasetError
 from crystens_core.safe_io import json_safe
 
@@ -42,8 +42,9 @@ SUN_INPUTS = ("is_unique", "is_novel", "e_above_hull")
 
 # Reasons an input item gives no structure (beyond those of crystens_core.data).
 EMPTY_FILE = "empty file"
-UNKNOWN_ELEMENT = "unknown element"
+UNKNOWN_ELEMENT = "unknown element"  # the same reason crystens_core.structures.structure_problem gives
 DECODE_FAILED = "decode failed"
+UNSAFE_PATH = "unsafe path"
 OVERLAPPING_ATOMS = "overlapping atoms"
 
 #: Per-structure properties of :func:`structure_property_arrays` with axis labels.
@@ -74,7 +75,8 @@ class GeneratedSet:
         structures: pymatgen Structures aligned with ``ids``; None where the item gave none.
         tensors: the raw (N, C, S, S) tensors when the input had them, aligned with ``ids``.
         skipped: items without a structure, by reason (they stay in ``structures`` as None).
-        warnings: items that are evaluated but look wrong (e.g. overlapping atoms).
+        warnings: items that are evaluated but look wrong (e.g. overlapping atoms), and
+            entries of a CIF folder that are not CIFs (reason "not a CIF file"; not items).
         settings: how the items were read (decoder and its settings for tensors).
     """
 
@@ -119,19 +121,6 @@ def shortest_distance(structure, cutoff: float) -> float | None:
     return float(distances.min()) if len(distances) else None
 
 
-def check_generated_structure(structure) -> tuple[str, str] | None:
-    """Why a parsed structure cannot be evaluated at all (unknown element, bad cell), or None."""
-    from pymatgen.core.periodic_table import Element
-
-    unknown = sorted({str(site.specie) for site in structure if not isinstance(getattr(site, "specie", None), Element)})
-    if unknown:
-        return UNKNOWN_ELEMENT, f"not an element: {', '.join(unknown)}"
-    volume = float(structure.volume)
-    if not np.isfinite(volume) or volume <= 0:
-        return "invalid cell", f"volume {volume:g} Å³"
-    return None
-
-
 def structure_warning(structure, min_distance: float = MIN_DISTANCE) -> tuple[str, str] | None:
     """Why an evaluated structure looks wrong (overlapping atoms), or None."""
     try:
@@ -145,7 +134,9 @@ def structure_warning(structure, min_distance: float = MIN_DISTANCE) -> tuple[st
 
 def _add_structure(generated: GeneratedSet, item_id: str, structure) -> None:
     if structure is not None:
-        problem = check_generated_structure(structure)
+        from crystens_core.structures import structure_problem
+
+        problem = structure_problem(structure)  # the check every parsed structure gets (decoded ones too)
         if problem:
             generated.skipped.add(problem[0], item_id, problem[1])
             structure = None
@@ -181,13 +172,14 @@ def read_generated(path: str | Path, *, decoder: str = "auto", decoder_config: d
         decoded = _read_decoded_folder(path)
         if decoded is not None:
             return decoded
-    kind = "cif-folder" if path.is_dir() else ("cif" if path.suffix == ".cif" else "csv")
-    name, columns, rows = read_source(path)
+    kind = "cif-folder" if path.is_dir() else ("cif" if path.suffix.lower() == ".cif" else "csv")
+    name, columns, rows, ignored = read_source_report(path)
     generated = GeneratedSet(str(path), kind, [], [])
+    generated.warnings.merge(ignored)  # files in the folder that are not CIFs: reported, not items
     from crystens_core.progress import progress_bar
 
     for item_id, row in zip(row_ids(rows, columns), progress_bar(rows, desc=f"read {name}", unit="cif", enable=progress)):
-        structure, problem = parse_row(row.get("cif") or "")
+        structure, problem = parse_source_row(row)
         if problem is not None:
             reason, detail = problem
             if reason == MISSING_VALUE and kind != "csv":
@@ -238,21 +230,29 @@ def _add_result(generated: GeneratedSet, item_id: str, result) -> None:
 
 
 def _read_decoded_folder(path: Path) -> GeneratedSet | None:
-    """A folder written by ``crystens decode``/``sample``: failed decodings count as items too."""
+    """A folder written by ``crystens decode``/``sample``: failed decodings count as items too.
+
+    ``summary.json`` is untrusted: a CIF name in it that leads outside the folder
+    (``..``, an absolute path, a symbolic link out) skips that item with the reason.
+    """
     from crystens_core.data.dataset import UNPARSABLE
+    from crystens_core.decoded_output import SUMMARY_NAME, TENSORS_NAME
+    from crystens_core.safe_io import UnsafePathError, UntrustedFileError, path_inside, read_json, safe_filename
 
     try:
-        summary = json.loads((path / "summary.json").read_text())
+        summary = read_json(path / SUMMARY_NAME)
         records = summary["results"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            return None
         ids = [str(r["id"]) for r in records]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (UntrustedFileError, KeyError, TypeError):
         return None  # not ours: read the CIFs as a plain folder
     tensors = None
-    if (path / "tensors.npy").is_file():
+    if (path / TENSORS_NAME).is_file():
         try:
-            candidate = _load_tensor_array(path / "tensors.npy")
+            candidate = _load_tensor_array(path_inside(path, TENSORS_NAME, what="tensors file"))
             tensors = candidate if len(candidate) == len(ids) else None
-        except DatasetError:
+        except (DatasetError, UnsafePathError):
             tensors = None
     settings = {k: summary[k] for k in ("decoder", "decoder_config", "generator", "seed") if k in summary}
     generated = GeneratedSet(str(path), "decoded-folder", [], [], tensors=tensors, settings=settings)
@@ -261,12 +261,19 @@ def _read_decoded_folder(path: Path) -> GeneratedSet | None:
         if not record.get("ok"):
             generated.skipped.add(DECODE_FAILED, item_id, str(record.get("reason") or ""))
         else:
-            cif = path / str(record.get("cif") or f"{item_id}.cif")
-            text = cif.read_text(encoding="utf-8", errors="replace") if cif.is_file() else ""
-            structure, problem = parse_row(text)
-            if problem is not None:
-                reason = EMPTY_FILE if problem[0] == MISSING_VALUE else problem[0]
-                generated.skipped.add(reason if cif.is_file() else UNPARSABLE, item_id, problem[1] if cif.is_file() else f"{cif.name} is missing")
+            name = record.get("cif") or f"{safe_filename(item_id)}.cif"
+            try:
+                if not isinstance(name, str):
+                    raise UnsafePathError(f"CIF file name {name!r} in {SUMMARY_NAME} is not a string")
+                cif = path_inside(path, name, what="CIF file name")
+            except UnsafePathError as exc:
+                generated.skipped.add(UNSAFE_PATH, item_id, str(exc))
+            else:
+                text = cif.read_text(encoding="utf-8", errors="replace") if cif.is_file() else ""
+                structure, problem = parse_row(text)
+                if problem is not None:
+                    reason = EMPTY_FILE if problem[0] == MISSING_VALUE else problem[0]
+                    generated.skipped.add(reason if cif.is_file() else UNPARSABLE, item_id, problem[1] if cif.is_file() else f"{cif.name} is missing")
         _add_structure(generated, item_id, structure)
     return generated
 
@@ -487,6 +494,24 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
 
 
 # -- the record every report folder holds -------------------------------------------------
+def _checked_reference(reference) -> tuple[list, SkipReport]:
+    """The reference structures and their skip report; a plain list is checked here
+    (a :class:`~crystens_core.data.CrystalDataset` was checked when it was loaded)."""
+    from crystens_core.data import CrystalDataset
+    from crystens_core.structures import structure_problem
+
+    if isinstance(reference, CrystalDataset):
+        return list(reference.structures), reference.skipped
+    structures, skipped = [], SkipReport()
+    for index, structure in enumerate(reference):
+        problem = structure_problem(structure) if structure is not None else ("missing structure", "None")
+        if problem:
+            skipped.add(problem[0], f"reference[{index}]", problem[1])
+        else:
+            structures.append(structure)
+    return structures, skipped
+
+
 def metric_settings(metrics: dict[str, Any]) -> dict[str, Any]:
     """Metric name → its ``get_config()`` (and plugin class) for the record."""
     settings = {}
@@ -527,7 +552,7 @@ def evaluate_generated(
     """
     from crystens_core import __version__
 
-    reference_structures = list(getattr(reference, "structures", reference))
+    reference_structures, reference_skipped = _checked_reference(reference)
     evaluation = run_metrics(metrics, tensors=generated.tensors, structures=generated.structures, reference=reference_structures, stability_threshold=stability_threshold, on_metric=on_metric)
     details = dict(evaluation.details)
     same_symprec = getattr(metrics.get("ks"), "symprec", None) == symprec
@@ -539,7 +564,6 @@ def evaluate_generated(
             "reference": structure_property_arrays(reference_structures, symprec, ks.get("reference")),
         },
     )
-    reference_skipped = getattr(reference, "skipped", SkipReport())
     record: dict[str, Any] = {
         **(header or {}),
         "crystens_version": __version__,
