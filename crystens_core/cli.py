@@ -139,6 +139,18 @@ def main(debug: bool) -> None:
     names the input and the reason; 2 a usage error; 70 an unexpected (internal)
     error, printed as one line `internal error: ...`. --debug adds the traceback.
     """
+    _enable_faulthandler()
+
+
+def _enable_faulthandler() -> None:
+    """Make a crash inside a C extension (e.g. a segfault) print where it happened on stderr."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        try:
+            faulthandler.enable(file=sys.__stderr__)
+        except (AttributeError, OSError, ValueError):  # no real stderr (embedded, or closed)
+            pass
 
 
 # -- plugins ----------------------------------------------------------------------------
