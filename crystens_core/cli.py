@@ -126,6 +126,8 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
             config[key] = json.loads(value)
         except json.JSONDecodeError:
             config[key] = value
+        except RecursionError:
+            raise click.BadParameter(f"{key}: value nested too deeply", param_hint="--option") from None
     return config
 
 
@@ -262,7 +264,7 @@ def encode(source: str, output: str, encoder: str, max_sites: int, cell: str, di
 def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) -> None:
     """Decode raw tensors (N, C, S, S) or (C, S, S) from a .npy file into CIFs and a JSON summary."""
     import numpy as np
-    from crystens_core.encoding import metadata_path
+    from crystens_core.decoded_output import sidecar_ids, write_decoded
     from crystens_core.plugins import get_decoder
 
     try:
@@ -277,34 +279,15 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
         array = array[None]
     if array.ndim != 4:
         raise click.ClickException(f"{tensors}: expected (N, C, S, S) tensors, got shape {array.shape}")
-    meta = metadata_path(tensors)
-    ids = json.loads(meta.read_text()).get("ids") if meta.is_file() else None
-    if not ids or len(ids) != len(array):
-        ids = [f"{i:06d}" for i in range(len(array))]
+    ids, problem = sidecar_ids(tensors, len(array))
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
     summary = write_decoded(Path(output), ids, instance.decode_batch(array, progress=True), {"tensors": str(tensors), "decoder": decoder, "decoder_config": _config_of(instance)})
     _echo_decoded(summary, output)
 
 
 def _config_of(component: Any) -> dict[str, Any]:
     return component.get_config() if hasattr(component, "get_config") else {}
-
-
-def write_decoded(folder: Path, ids: list[str], results: list, header: dict[str, Any]) -> dict[str, Any]:
-    """Write one CIF per decoded tensor and ``summary.json`` (per-tensor records, failure counts)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    records, reasons = [], Counter()
-    for tensor_id, result in zip(ids, results):
-        record = {"id": tensor_id, **result.summary()}
-        if result.ok:
-            cif_path = folder / f"{tensor_id}.cif"
-            cif_path.write_text(result.to_cif())
-            record["cif"] = cif_path.name
-        else:
-            reasons[result.reason.split(":")[0]] += 1
-        records.append(record)
-    summary = {**header, "count": len(records), "decoded": sum(r["ok"] for r in records), "failures_by_reason": dict(reasons), "results": records}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
 
 
 def _echo_decoded(summary: dict[str, Any], folder: Any) -> None:
@@ -352,16 +335,17 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
 
 
 def _sample(model: Any, n: int, seed: int, decoder_name: str, folder: Path) -> tuple[Any, list]:
-    import numpy as np
-
+    """Sample ``n`` tensors into ``folder``: tensors.npy, one CIF per decoded tensor, summary.json (all atomic)."""
+    from crystens_core.decoded_output import TENSORS_NAME, numbered_ids, write_decoded
     from crystens_core.plugins import get_decoder
+    from crystens_core.safe_io import write_npy_atomic
 
     decoder = get_decoder(decoder_name)
     tensors = model.sample(n, seed=seed, progress=True)
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "tensors.npy", tensors)
+    write_npy_atomic(folder / TENSORS_NAME, tensors)
     results = decoder.decode_batch(tensors, progress=True)
-    summary = write_decoded(folder, [f"{i:06d}" for i in range(n)], results, {"generator": getattr(model, "name", ""), "seed": seed, "decoder": decoder_name, "decoder_config": _config_of(decoder)})
+    summary = write_decoded(folder, numbered_ids(n), results, {"generator": getattr(model, "name", ""), "seed": seed, "decoder": decoder_name, "decoder_config": _config_of(decoder)})
     _echo_decoded(summary, folder)
     return tensors, results
 

@@ -10,12 +10,15 @@ sampling and the weight files. This module imports no deep-learning library.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from crystens_core import __version__
+from crystens_core.errors import SettingsError
 from crystens_core.pretrained import CONFIG_NAME, FORMAT, WEIGHTS_NAME, PretrainedError, latest_checkpoint, read_pretrained_config
 from crystens_core.scaler import FieldScaler
 
@@ -32,6 +35,46 @@ def annealed(start: float, step: int, steps: int) -> float:
     if start <= 0 or steps <= 0:
         return 0.0
     return float(start) * max(0.0, 1.0 - step / steps)
+
+
+@dataclass(frozen=True)
+class SettingBound:
+    """The values a generator setting may take (inclusive), checked before anything is built.
+
+    Attributes:
+        low, high: range of a number, or of every item of a list of numbers.
+        choices: the strings allowed (empty: any).
+        items: fewest and most items of a list setting.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    items: tuple[int, int] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` (already of the right type) is out of bounds, or None."""
+        if isinstance(value, list):
+            if self.items is not None and not self.items[0] <= len(value) <= self.items[1]:
+                fewest, most = self.items
+                return f"needs {fewest if fewest == most else f'{fewest} to {most}'} items, got {len(value)}"
+            return next((f"item {i}: {p}" for i, p in ((i, self.problem(v)) for i, v in enumerate(value)) if p), None)
+        if isinstance(value, str):
+            return f"must be one of {', '.join(map(repr, self.choices))}" if self.choices and value not in self.choices else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                return f"must be in [{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
+        return None
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON type of a setting value: bool, int, float, str, list, null (or the Python type)."""
+    if value is None:
+        return "null"
+    for kind in (bool, int, float, str, list):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
 
 
 class GeneratorBase:
@@ -54,14 +97,21 @@ class GeneratorBase:
     feature_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: The weights file of a pretrained or checkpoint folder.
     weights_name: ClassVar[str] = WEIGHTS_NAME
+    #: Setting name → the values it may take; subclasses extend it (``{**Base.SETTING_BOUNDS, ...}``).
+    #: Every number and list of numbers of the presets should have one: sizes bound the memory
+    #: a setting read from a run folder can make crystens allocate.
+    SETTING_BOUNDS: ClassVar[dict[str, SettingBound]] = {
+        "batch_size": SettingBound(1, 65_536),
+        "steps": SettingBound(0, 10**10),
+        "seed": SettingBound(0, 2**32 - 1),
+        "checkpoint_every": SettingBound(1, 10**10),
+        "keep_checkpoints": SettingBound(0, 10_000),
+        "lr": SettingBound(0.0, 10.0),
+        "betas": SettingBound(0.0, 1.0, items=(2, 2)),
+    }
 
     def __init__(self, preset: str = "small", **settings: Any):
-        if preset not in self.PRESETS:
-            raise ValueError(f"{self.name}: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
-        known = set(self.PRESETS[preset]) | set(self.COMMON)
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}")
+        self.check_settings(preset, settings)
         self.preset = preset
         self.overrides = dict(settings)
         self.settings = {**self.COMMON, **self.PRESETS[preset], **settings}
@@ -71,6 +121,59 @@ class GeneratorBase:
         self.encoder_config_: dict[str, Any] = {}
 
     # -- configuration ------------------------------------------------------------------------
+    @classmethod
+    def check_settings(cls, preset: Any, settings: dict[str, Any]) -> None:
+        """Check constructor arguments before anything is built (they may come from a file).
+
+        Each setting must be a known name, of the JSON type the presets give it (an
+        integer is accepted where a float is expected; null only where a preset has
+        it), finite, within :attr:`SETTING_BOUNDS`, and ``device`` must name a device
+        of this machine.
+
+        Raises:
+            SettingsError: naming the setting, its value and the reason.
+        """
+        if not isinstance(preset, str) or preset not in cls.PRESETS:
+            raise SettingsError(f"{cls.name}: unknown preset {preset!r:.80}; presets: {', '.join(cls.PRESETS)}")
+        known = {**cls.COMMON, **cls.PRESETS[preset]}
+        unknown = sorted(str(name) for name in settings if name not in known)
+        if unknown:
+            raise SettingsError(f"{cls.name}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}")
+        for name, value in settings.items():
+            problem = cls._setting_problem(name, value)
+            if problem is not None:
+                raise SettingsError(f"{cls.name}: setting {name!r} = {value!r:.80}: {problem}")
+
+    @classmethod
+    def _setting_problem(cls, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot be setting ``name`` (type from the presets, bounds, device), or None."""
+        examples = [values[name] for values in (cls.COMMON, *cls.PRESETS.values()) if name in values]
+        bound = cls.SETTING_BOUNDS.get(name)
+        kinds = {_json_kind(example) for example in examples}
+        if "null" in kinds and bound is not None:  # off in every preset: the bound says what it takes when on
+            kinds |= {"float"} if bound.low is not None or bound.high is not None else {"str"} if bound.choices else set()
+        item_kinds = {_json_kind(item) for example in examples if isinstance(example, list) for item in example}
+        for allowed in (kinds, item_kinds):
+            if "float" in allowed:
+                allowed.add("int")
+        if _json_kind(value) not in kinds:
+            return f"must be {' or '.join(sorted(kinds))}, got {_json_kind(value)}"
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(value, list) and _json_kind(item) not in item_kinds:
+                return f"items must be {' or '.join(sorted(item_kinds))}, got {_json_kind(item)}"
+            if isinstance(item, float) and not math.isfinite(item):
+                return "must be finite"
+        if name == "device" and isinstance(value, str):
+            return cls._device_problem(value)
+        return bound.problem(value) if bound is not None else None
+
+    @classmethod
+    def _device_problem(cls, device: str) -> str | None:
+        """Why ``device`` names no usable device of this machine (None: it does); the
+        library bases override this."""
+        return None
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable."""
         return {"preset": self.preset, **self.overrides}
@@ -150,6 +253,22 @@ class GeneratorBase:
     def _read_record(cls, directory: Path) -> dict[str, Any]:
         """The checked record of a folder written by this generator's class and plugin."""
         return read_pretrained_config(directory, expected_class=cls.class_path(), expected_plugin=cls.plugin)
+
+    @classmethod
+    def _from_record(cls, record: dict[str, Any], directory: Path, **overrides: Any) -> "GeneratorBase":
+        """A generator with a record's arguments and ``overrides``, checked before it is built.
+
+        Raises:
+            PretrainedError: a setting is unknown, of the wrong type or out of bounds
+                (the message names the folder's ``crystens.json`` and the setting).
+        """
+        arguments = {**record["arguments"], **overrides}
+        preset = arguments.pop("preset", "small")
+        try:
+            cls.check_settings(preset, arguments)
+        except SettingsError as exc:
+            raise PretrainedError(f"{Path(directory) / CONFIG_NAME}: {exc}") from None
+        return cls(preset, **arguments)
 
     def _restore_record(self, record: dict[str, Any], directory: Path) -> None:
         """Scaler, encoder settings and step counter from a record (networks not touched)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crystens_core.errors import CrystensError
-from crystens_core.safe_io import write_json_atomic  # noqa: F401  (re-exported for plugins)
+from crystens_core.safe_io import UnsafePathError, path_inside, read_json, write_json_atomic  # noqa: F401  (write_json_atomic: re-exported for plugins)
 
 CONFIG_NAME = "crystens.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,25 +49,40 @@ def read_pretrained_config(directory: str | Path, *, expected_class: str | None 
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise PretrainedError(f"{directory}: missing {CONFIG_NAME} (not a crystens generator folder)")
-    try:
-        record = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PretrainedError(f"{config_path}: not valid JSON ({exc})") from exc
+    record = read_json(config_path, error=PretrainedError)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise PretrainedError(f"{config_path}: not a crystens generator record (format {record.get('format') if isinstance(record, dict) else None!r})")
-    for key in ("plugin", "class", "generator", "arguments"):
-        if key not in record:
+    for key, kind in (("plugin", str), ("class", str), ("generator", str), ("arguments", dict), ("encoder", dict), ("scaler", dict), ("shape", list)):
+        if key not in record and key in ("plugin", "class", "generator", "arguments"):
             raise PretrainedError(f"{config_path}: missing field {key!r}")
+        if key in record and not isinstance(record[key], kind):
+            raise PretrainedError(f"{config_path}: field {key!r} must be a JSON {_JSON_KINDS[kind]}, got {type(record[key]).__name__} {_short_repr(record[key])}")
+    steps = record.get("trained_steps", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise PretrainedError(f"{config_path}: field 'trained_steps' must be a non-negative integer, got {_short_repr(steps)}")
     if expected_plugin and record["plugin"] != expected_plugin:
         raise PretrainedError(f"{directory}: written by plugin {record['plugin']!r} (generator {record['generator']!r}), not {expected_plugin!r}")
     if expected_class and record["class"] != expected_class:
         raise PretrainedError(f"{directory}: holds a {record['class']} ({record['generator']!r}), not a {expected_class}")
     weights = record.get("weights", WEIGHTS_NAME)
     if not isinstance(weights, str) or Path(weights).name != weights or weights in ("", ".", ".."):
-        raise PretrainedError(f"{config_path}: field 'weights' must be a file name in the folder, got {weights!r}")
-    if not (directory / weights).is_file():
+        raise PretrainedError(f"{config_path}: field 'weights' must be a file name in the folder, got {_short_repr(weights)}")
+    try:
+        weights_path = path_inside(directory, weights, what="weights file")
+    except UnsafePathError as exc:
+        raise PretrainedError(f"{config_path}: {exc}") from None
+    if not weights_path.is_file():
         raise PretrainedError(f"{directory}: missing {weights}")
     return record
+
+
+_JSON_KINDS = {str: "string", dict: "object", list: "array"}
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def commit_checkpoint(root: str | Path, step: int, write: Callable[[Path], None], *, keep: int = 2) -> Path:

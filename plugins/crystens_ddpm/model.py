@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from crystens_core.generator_base import SettingBound
 from crystens_torch.generator import TorchGenerator
 
 #: Down-sampling stages need a side divisible by this; other sides are padded and cropped.
@@ -33,6 +34,15 @@ class DDPMGenerator(TorchGenerator):
     PRESETS = {
         "small": {"block_out_channels": [16, 32, 32], "layers_per_block": 1, "attention": False, "norm_num_groups": 8, "batch_size": 8, "lr": 2e-4, "timesteps": 1000, "steps": 300, "sampler": "ddim", "inference_steps": 25},
         "paper": {"block_out_channels": [128, 256, 256, 512], "layers_per_block": 2, "attention": True, "norm_num_groups": 32, "batch_size": 16, "lr": 1e-4, "timesteps": 1000, "steps": 250_000, "sampler": "ddpm", "inference_steps": 1000},
+    }
+    SETTING_BOUNDS = {
+        **TorchGenerator.SETTING_BOUNDS,
+        "block_out_channels": SettingBound(1, 2048, items=(1, 6)),
+        "layers_per_block": SettingBound(1, 8),
+        "norm_num_groups": SettingBound(1, 128),
+        "timesteps": SettingBound(1, 100_000),
+        "inference_steps": SettingBound(1, 100_000),
+        "sampler": SettingBound(choices=("ddpm", "ddim")),
     }
 
     def build(self, channels, size):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from crystens_core.generator_base import SettingBound
 from crystens_torch.adversarial import AdversarialGenerator
 from crystens_torch.networks import annealed, instance_noise
 
@@ -50,6 +51,7 @@ class VanillaGAN(AdversarialGenerator):
         "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.5, 0.999], "steps": 400, "instance_noise": 0.2, "label_smoothing": 0.1, "lr_discriminator": 2e-4, "joint_generator_pass": True},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False},
     }
+    SETTING_BOUNDS = {**AdversarialGenerator.SETTING_BOUNDS, "label_smoothing": SettingBound(0.0, 1.0), "lr_discriminator": SettingBound(0.0, 10.0)}
 
     def train_step(self, batch, rng):
         generator, discriminator = self.modules_["generator"], self.modules_["discriminator"]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from crystens_core.generator_base import SettingBound
 from crystens_torch.generator import TorchGenerator
 
 from crystens_imagen.offline import T5_BASE_EMBED_DIM, import_imagen
@@ -52,6 +53,14 @@ class ImagenGenerator(TorchGenerator):
     PRESETS = {
         "small": {"dim": 16, "dim_mults": [1, 2, 4], "resnet_blocks": 1, "attention": False, "cross_embed": False, "timesteps": 50, "batch_size": 8, "lr": 5e-4, "steps": 400, "dynamic_thresholding": True, "lowres_sample_noise_level": 0.2},
         "paper": {"dim": 256, "dim_mults": [1, 2, 4], "resnet_blocks": 2, "attention": True, "cross_embed": True, "timesteps": 1000, "batch_size": 4, "lr": 1e-4, "steps": 500_000, "dynamic_thresholding": True, "lowres_sample_noise_level": 0.2},
+    }
+    SETTING_BOUNDS = {
+        **TorchGenerator.SETTING_BOUNDS,
+        "dim": SettingBound(1, 1024),
+        "dim_mults": SettingBound(1, 16, items=(1, 6)),
+        "resnet_blocks": SettingBound(1, 8),
+        "timesteps": SettingBound(1, 100_000),
+        "lowres_sample_noise_level": SettingBound(0.0, 1.0),
     }
 
     def _unet(self, channels: int, lowres: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from crystens_core.generator_base import annealed
+from crystens_core.generator_base import SettingBound, annealed
 from crystens_keras.backend import keras, tf
 from crystens_keras.generator import KerasGenerator
 
@@ -15,6 +15,14 @@ class KerasAdversarialGenerator(KerasGenerator):
 
     #: Name of the second network ("discriminator" or "critic").
     opponent: ClassVar[str] = "discriminator"
+    #: 3-D convolutions over (S, S, C) volumes: width 256 is already several GB of activations.
+    SETTING_BOUNDS = {
+        **KerasGenerator.SETTING_BOUNDS,
+        "latent_dim": SettingBound(1, 4096),
+        "width": SettingBound(1, 256),
+        "dropout": SettingBound(0.0, 0.95),
+        "instance_noise": SettingBound(0.0, 10.0),
+    }
 
     def make_optimizers(self, networks):
         s = self.settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crystens_core.generator_base import SettingBound
 from crystens_keras.adversarial import KerasAdversarialGenerator
 from crystens_keras.backend import keras, tf
 from crystens_keras.networks import build_discriminator, build_generator, gan_filters
@@ -47,6 +48,13 @@ class KerasGAN(KerasAdversarialGenerator):
             "latent_dim": 128, "width": 32, "dense_layers": 4, "dropout": 0.25, "batch_norm_momentum": 0.99, "batch_size": 64,
             "lr": 1e-5, "betas": [0.9, 0.999], "steps": 100 * 45231 // 64, "instance_noise": 0.0, "label_smoothing": 0.0, "lr_discriminator": None, "joint_generator_pass": False,
         },
+    }
+    SETTING_BOUNDS = {
+        **KerasAdversarialGenerator.SETTING_BOUNDS,
+        "dense_layers": SettingBound(0, 16),
+        "batch_norm_momentum": SettingBound(0.0, 1.0),
+        "label_smoothing": SettingBound(0.0, 1.0),
+        "lr_discriminator": SettingBound(0.0, 10.0),
     }
 
     def build(self, channels, size):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crystens_core.generator_base import SettingBound
 from crystens_keras.adversarial import KerasAdversarialGenerator
 from crystens_keras.backend import tf
 from crystens_keras.networks import build_critic, build_generator, wgan_filters
@@ -42,6 +43,7 @@ class KerasWGANGP(KerasAdversarialGenerator):
             "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64, "instance_noise": 0.0, "lr_critic": None,
         },
     }
+    SETTING_BOUNDS = {**KerasAdversarialGenerator.SETTING_BOUNDS, "critic_steps": SettingBound(1, 100), "gp_weight": SettingBound(0.0, 1e6), "lr_critic": SettingBound(0.0, 10.0)}
 
     def build(self, channels, size):
         s = self.settings

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import torch
 
+from crystens_core.generator_base import SettingBound
 from crystens_torch.generator import TorchGenerator
 from crystens_torch.networks import ConvDiscriminator, ConvGenerator
 
@@ -21,6 +22,13 @@ class AdversarialGenerator(TorchGenerator):
     #: Name of the second network and the normalisation in it.
     opponent: ClassVar[str] = "discriminator"
     opponent_norm: ClassVar[str] = "batch"
+    #: Widths above 512 channels make the 8 × width layers several GB.
+    SETTING_BOUNDS = {
+        **TorchGenerator.SETTING_BOUNDS,
+        "latent_dim": SettingBound(1, 4096),
+        "width": SettingBound(1, 512),
+        "instance_noise": SettingBound(0.0, 10.0),
+    }
 
     def build(self, channels, size):
         s = self.settings

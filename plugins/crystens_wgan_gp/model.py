@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from crystens_core.generator_base import SettingBound
 from crystens_torch.adversarial import AdversarialGenerator
 from crystens_torch.networks import annealed, instance_noise
 
@@ -39,6 +40,7 @@ class WGANGP(AdversarialGenerator):
         "small": {"latent_dim": 128, "width": 16, "batch_size": 32, "lr": 1e-3, "betas": [0.0, 0.9], "critic_steps": 2, "gp_weight": 10.0, "steps": 400, "instance_noise": 0.0, "lr_critic": None},
         "paper": {"latent_dim": 128, "width": 64, "batch_size": 64, "lr": 1e-4, "betas": [0.0, 0.9], "critic_steps": 5, "gp_weight": 10.0, "steps": 100 * 45231 // 64, "instance_noise": 0.0, "lr_critic": None},
     }
+    SETTING_BOUNDS = {**AdversarialGenerator.SETTING_BOUNDS, "critic_steps": SettingBound(1, 100), "gp_weight": SettingBound(0.0, 1e6), "lr_critic": SettingBound(0.0, 10.0)}
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """E[(‖∇ critic(x̂)‖ − 1)²] on random interpolates x̂ of real and fake."""
