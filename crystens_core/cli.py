@@ -107,6 +107,7 @@ class CrystensGroup(click.Group):
         except (Exception, SystemExit, GeneratorExit) as exc:
             self._traceback(ctx)
             detail = _one_line(str(exc)) if not isinstance(exc, SystemExit) else f"something called sys.exit({exc.code!r})"
+            detail = detail or "(no message)"
             raise InternalError(f"{type(exc).__name__}: {detail} (run with --debug for the traceback)") from exc
 
     @staticmethod
