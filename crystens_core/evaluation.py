@@ -20,7 +20,6 @@ Nothing here imports a deep-learning or plotting library.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ EMPTY_FILE = "empty file"
 UNKNOWN_ELEMENT = "unknown element"  # the same reason crystens_core.structures.structure_problem gives
 DECODE_FAILED = "decode failed"
 UNSAFE_PATH = "unsafe path"
+UNREADABLE_IDS = "unreadable ids"
 OVERLAPPING_ATOMS = "overlapping atoms"
 
 #: Per-structure properties of :func:`structure_property_arrays` with axis labels.
@@ -202,22 +202,17 @@ def _load_tensor_array(path: Path) -> np.ndarray:
 
 
 def _read_tensors(path: Path, decoder: str, decoder_config: dict[str, Any], progress: bool) -> GeneratedSet:
+    from crystens_core.decoded_output import sidecar_ids
     from crystens_core.encoding import metadata_path
     from crystens_core.plugins import get_decoder
 
     tensors = _load_tensor_array(path)
     instance = get_decoder(decoder, **decoder_config)
-    meta = metadata_path(path)
-    ids = None
-    if meta.is_file():
-        try:
-            ids = json.loads(meta.read_text()).get("ids")
-        except (json.JSONDecodeError, AttributeError):
-            ids = None
-    if not ids or len(ids) != len(tensors):
-        ids = [f"{i:06d}" for i in range(len(tensors))]
+    ids, problem = sidecar_ids(path, len(tensors))
     config = instance.get_config() if hasattr(instance, "get_config") else dict(decoder_config)
     generated = GeneratedSet(str(path), "npy", [], [], tensors=tensors, settings={"decoder": decoder, "decoder_config": config})
+    if problem:  # not an item: the tensors are evaluated under numbered ids
+        generated.warnings.add(UNREADABLE_IDS, metadata_path(path).name, problem)
     for item_id, result in zip(ids, instance.decode_batch(tensors, progress=progress)):
         _add_result(generated, str(item_id), result)
     return generated

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from crystens_core.evaluation import PROPERTY_LABELS, STABILITY_THRESHOLD, json_safe
+from crystens_core.safe_io import atomic_file, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 DETAILS_FILE = "details.npz"
 METRICS_FILE = "metrics.json"
@@ -79,7 +80,7 @@ def save_details(path: str | Path, details: dict[str, dict[str, dict[str, np.nda
                 arrays[f"{side}/{metric}/{name}"] = np.asarray(values, dtype=float)
     if ids is not None:
         arrays["ids"] = np.asarray([str(i) for i in ids], dtype=str)
-    with open(path, "wb") as handle:
+    with atomic_file(path) as handle:
         np.savez_compressed(handle, **arrays)
 
 
@@ -621,14 +622,14 @@ def write_report(folder: str | Path, record: dict[str, Any], details: dict, stru
         drawn = draw_report_figures(details, record.get("metrics", {}), structures, ids, gallery=gallery, threshold=threshold)
         (folder / "figures").mkdir(exist_ok=True)
         for figure in drawn:
-            (folder / "figures" / f"{figure.key}.png").write_bytes(figure.png)
+            write_bytes_atomic(folder / "figures" / f"{figure.key}.png", figure.png)
     else:
         record["figures_note"] = 'figures need matplotlib: pip install "crystens[eval]"'
     record["figures"] = [f"figures/{f.key}.png" for f in drawn]
     paths = {"metrics": folder / METRICS_FILE, "details": folder / DETAILS_FILE, "markdown": folder / "report.md", "html": folder / "report.html"}
-    paths["metrics"].write_text(json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n")
-    paths["markdown"].write_text(render_markdown(record, drawn, title))
-    paths["html"].write_text(render_html(record, drawn, title))
+    write_json_atomic(paths["metrics"], record)
+    write_text_atomic(paths["markdown"], render_markdown(record, drawn, title))
+    write_text_atomic(paths["html"], render_html(record, drawn, title))
     return paths
 
 
@@ -644,10 +645,10 @@ def read_run(path: str | Path) -> tuple[Path, dict[str, Any]]:
     file = folder / METRICS_FILE
     if not file.is_file():
         raise ValueError(f"{path}: no {METRICS_FILE} (give report folders written by `crystens evaluate` or `crystens run`)")
-    try:
-        return folder, json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{file}: not valid JSON ({exc})") from exc
+    record = read_json(file, error=ValueError)
+    if not isinstance(record, dict):
+        raise ValueError(f"{file}: not a metrics record (a JSON object)")
+    return folder, record
 
 
 def run_labels(folders: Sequence[Path]) -> list[str]:
@@ -747,7 +748,7 @@ def write_comparison(runs: Sequence[str | Path], folder: str | Path) -> dict[str
         drawn = [f for f in (figure_comparison(labels, all_details, structure_names, "Structure distributions (paper Figs 4–6)"), figure_comparison(labels, all_details, extra[:12], "Metric details")) if f is not None]
         (folder / "figures").mkdir(exist_ok=True)
         for figure in drawn:
-            (folder / "figures" / f"{figure.key}.png").write_bytes(figure.png)
+            write_bytes_atomic(folder / "figures" / f"{figure.key}.png", figure.png)
     missing = [label for label, d in zip(labels, all_details) if d is None]
     table = [[group, key, *[_short(format_value(v)) for v in values]] for group, key, values in rows]
     header = ["metric", "figure", *labels]
@@ -763,8 +764,8 @@ def write_comparison(runs: Sequence[str | Path], folder: str | Path) -> dict[str
         body.append(f'<p class="note">No details.npz (left out of the plots): {html.escape(", ".join(missing))}</p>')
     body += [f"<h2>{html.escape(f.title)}</h2>{_html_figure(f)}" for f in drawn]
     paths = {"markdown": folder / "compare.md", "html": folder / "compare.html", "json": folder / "compare.json"}
-    paths["markdown"].write_text("\n".join(md))
-    paths["html"].write_text(_html_page("crystens comparison", body))
+    write_text_atomic(paths["markdown"], "\n".join(md))
+    write_text_atomic(paths["html"], _html_page("crystens comparison", body))
     comparison = {"runs": [{"label": l, "folder": str(f)} for l, f in zip(labels, folders)], "rows": [{"group": g, "figure": k, "values": v} for g, k, v in rows], "figures": [f"figures/{f.key}.png" for f in drawn]}
-    paths["json"].write_text(json.dumps(json_safe(comparison), indent=1) + "\n")
+    write_json_atomic(paths["json"], comparison)
     return paths

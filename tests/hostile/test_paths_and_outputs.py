@@ -227,3 +227,35 @@ def test_evaluate_survives_a_deeply_nested_summary(decoded_folder):
     (decoded_folder / SUMMARY_NAME).write_text('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}")
     generated = read_generated(decoded_folder)  # read as a plain folder of CIFs
     assert generated.counts()["structures"] == 4
+
+
+def test_evaluate_npy_with_an_unreadable_sidecar_numbers_the_tensors(tmp_path):
+    tensors = tmp_path / "t.npy"
+    np.save(tensors, sample_tensors()[:3])
+    tensors.with_suffix(".json").write_text('{"ids": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    generated = read_generated(tensors)
+    assert generated.ids == ["000000", "000001", "000002"]
+    warned = generated.warnings.as_dict()
+    assert warned["by_reason"] == {"unreadable ids": {"count": 1, "ids": ["t.json"]}}, warned
+    assert "nested too deeply" in warned["details"]["t.json"]
+
+
+def test_report_files_are_written_by_rename(tmp_path, renames):
+    from crystens_core.report import write_comparison, write_report
+
+    write_report(tmp_path / "a", {"metrics": {}, "skipped": [], "warnings": []}, {}, [], [], gallery=0)
+    assert {"metrics.json", "details.npz", "report.md", "report.html"} <= set(renames)
+    renames.clear()
+    write_comparison([tmp_path / "a"], tmp_path / "compare")
+    assert {"compare.md", "compare.html", "compare.json"} <= set(renames)
+
+
+def test_compare_refuses_a_deeply_nested_metrics_file(tmp_path):
+    from crystens_core.report import write_comparison
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "run"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "metrics.json: JSON nested too deeply" in result.output, result.output
+    with pytest.raises(ValueError, match="nested too deeply"):
+        write_comparison([tmp_path / "run"], tmp_path / "out")
