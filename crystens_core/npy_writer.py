@@ -53,6 +53,8 @@ class NpyAppender:
         """Write the final header and move the file into place."""
         self._handle.seek(0)
         self._handle.write(_header((self.rows,) + self.item_shape, self.dtype))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())  # the data is on disk before the name says it is complete
         self._handle.close()
         os.replace(self._temporary, self.path)
         return self.path

@@ -243,7 +243,7 @@ def _encoding_problem(values: Sequence[str], columns: Sequence[str], line: int) 
         if index is not None:
             offset = len(value[:index].encode("utf-8", "surrogateescape"))
             byte = ord(value[index]) - 0xDC00
-            return NOT_UTF8, f"not UTF-8 at byte {offset} of column {column!r} (byte 0x{byte:02x}; row starting at line {line})"
+            return NOT_UTF8, f"byte 0x{byte:02x} at byte {offset} of column {column!r}, row starting at line {line}"
     return None
 
 

@@ -312,7 +312,7 @@ def test_a_row_that_is_not_utf8_is_skipped_with_its_id_and_byte(cifs, tmp_path, 
     assert dataset.ids == [row_id for row_id, _ in cifs[1:]]
     assert dataset.skipped.ids["not UTF-8"] == ["bad"]
     detail = dataset.skipped.details["bad"]
-    assert "byte 0xe9" in detail and "column 'cif'" in detail and re.search(r"at byte \d+", detail) and "line " in detail
+    assert re.fullmatch(r"byte 0xe9 at byte \d+ of column 'cif', row starting at line \d+", detail), detail
     output = tmp_path / "out.npy"
     result = CliRunner().invoke(main, ["encode", str(path), "-o", str(output)])
     assert result.exit_code == 0, result.output
