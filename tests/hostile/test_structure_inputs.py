@@ -147,8 +147,9 @@ def test_load_dataset_rejects_a_cell_as_written_in_the_cif(cifs, tmp_path, cell,
 
 def test_evaluate_rejects_a_negative_length_on_the_generated_side(cifs, tmp_path):
     generated = write_folder(tmp_path / "generated", bad_and_good(cifs, with_cell(cifs[0][1], length_a="-5")))
+    reference = write_folder(tmp_path / "reference", cifs)
     report = tmp_path / "report"
-    result = CliRunner().invoke(main, ["evaluate", "--reference", "mp20-sample", "--generated", str(generated), "--metric", "ks", "--gallery", "0", "-o", str(report)])
+    result = CliRunner().invoke(main, ["evaluate", "--reference", str(reference), "--generated", str(generated), "--metric", "ks", "--gallery", "0", "-o", str(report)])
     assert result.exit_code == 0, result.output
     record = json.loads((report / "metrics.json").read_text())
     assert record["generated"]["structures"] == GOOD and record["generated"]["items"] == GOOD + 1
@@ -227,17 +228,18 @@ def crash_layer():
         registry().unregister_plugin("hostile-crash-plugin")
 
 
-def test_a_dying_worker_costs_only_its_row(mp20_sample, crash_layer, tmp_path):
-    from crystens_core.encoding import encode_to_npy
+def test_a_dying_worker_costs_only_its_row(mp20_sample, crash_layer, tmp_path, monkeypatch):
+    import crystens_core.encoding as encoding
 
-    n = 300  # three chunks, two workers
-    victim = 200
+    monkeypatch.setattr(encoding, "CHUNK_ROWS", 8)
+    n = 40  # five chunks, two workers: the pool dies with other chunks in flight
+    victim = 20
     crash_layer.formula = mp20_sample.structures[victim].composition.reduced_formula
     crash_layer.parent_pid = os.getpid()
     doomed = [mp20_sample.ids[i] for i in range(n) if mp20_sample.structures[i].composition.reduced_formula == crash_layer.formula]
     rows = [(mp20_sample.ids[i], mp20_sample.structures[i].to(fmt="cif")) for i in range(n)]
     source = write_rows(tmp_path / "rows.csv", rows)
-    summary = encode_to_npy(source, tmp_path / "out.npy", encoder_config={"layers": ["hostile-crash"]}, workers=2, progress=False)
+    summary = encoding.encode_to_npy(source, tmp_path / "out.npy", encoder_config={"layers": ["hostile-crash"]}, workers=2, progress=False)
     assert summary.skipped.ids["worker crashed"] == doomed
     assert f"signal {int(signal.SIGSEGV)}" in summary.skipped.details[doomed[0]]
     assert summary.count == n - len(doomed) and summary.skipped.total == len(doomed)
@@ -323,8 +325,9 @@ def test_a_row_that_is_not_utf8_is_skipped_with_its_id_and_byte(cifs, tmp_path, 
 def test_evaluate_skips_a_generated_row_that_is_not_utf8(cifs, tmp_path):
     path = tmp_path / "generated.csv"
     path.write_bytes(bytes_rows(cifs, b"\xff\xfe"))
+    reference = write_folder(tmp_path / "reference", cifs)
     report = tmp_path / "report"
-    result = CliRunner().invoke(main, ["evaluate", "--reference", "mp20-sample", "--generated", str(path), "--metric", "ks", "--gallery", "0", "-o", str(report)])
+    result = CliRunner().invoke(main, ["evaluate", "--reference", str(reference), "--generated", str(path), "--metric", "ks", "--gallery", "0", "-o", str(report)])
     assert result.exit_code == 0, result.output
     record = json.loads((report / "metrics.json").read_text())
     assert [(issue["id"], issue["reason"]) for issue in record["skipped"]] == [("bad", "not UTF-8")]
