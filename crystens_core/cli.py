@@ -390,9 +390,10 @@ def train(generator, data, preset, steps, batch_size, seed, options, time_limit,
 def sample(run_dir, count, output, seed, decoder):
     """Generate COUNT crystals with the model of RUN_DIR (or a pretrained folder)."""
     from crystens_core.pretrained import load_generator
+    from crystens_core.safe_io import path_inside
 
-    folder = Path(run_dir) / "model" if (Path(run_dir) / "model").is_dir() else Path(run_dir)
     try:
+        folder = path_inside(run_dir, "model", what="model folder") if (Path(run_dir) / "model").is_dir() else Path(run_dir)
         model = load_generator(folder)
         _sample(model, count, seed, decoder, Path(output))
     except (CrystensError, ValueError, ImportError) as exc:

@@ -49,6 +49,10 @@ def read_pretrained_config(directory: str | Path, *, expected_class: str | None 
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise PretrainedError(f"{directory}: missing {CONFIG_NAME} (not a crystens generator folder)")
+    try:
+        path_inside(directory, CONFIG_NAME, what="config file")
+    except UnsafePathError as exc:
+        raise PretrainedError(str(exc)) from None
     record = read_json(config_path, error=PretrainedError)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise PretrainedError(f"{config_path}: not a crystens generator record (format {record.get('format') if isinstance(record, dict) else None!r})")
