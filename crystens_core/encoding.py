@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from crystens_core.data.dataset import SPACEGROUP_COLUMNS, SkipReport, parse_row, read_source_report, row_ids
+from crystens_core.data.dataset import SPACEGROUP_COLUMNS, SkipReport, parse_row, read_source_report, row_ids, spacegroup_number
 from crystens_core.errors import DatasetError, EncodingError
 from crystens_core.npy_writer import NpyAppender
 from crystens_core.safe_io import write_json_atomic
@@ -47,10 +47,7 @@ def _spacegroup(row: dict[str, str]) -> int | None:
     for column in SPACEGROUP_COLUMNS:
         value = row.get(column)
         if value:
-            try:
-                return int(float(value))
-            except ValueError:
-                return None
+            return spacegroup_number(value)
     return None
 
 

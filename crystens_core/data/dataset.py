@@ -98,10 +98,11 @@ class CrystalDataset:
 
     @property
     def spacegroups(self) -> list[int | None]:
-        """Space group numbers from the data when a column has them, else None per structure."""
+        """Space group numbers from the data when a column has them, else None per structure
+        (None too where the value is not an integer 1–230: spglib finds it then)."""
         for column in SPACEGROUP_COLUMNS:
             if column in self.properties:
-                return [None if np.isnan(v) else int(v) for v in np.asarray(self.properties[column], dtype=float)]
+                return [spacegroup_number(v) for v in self.properties[column]]
         return [None] * len(self)
 
     def subset(self, indices: Sequence[int]) -> "CrystalDataset":
@@ -128,6 +129,15 @@ class CrystalDataset:
             "spacegroups": {"count": len(spacegroups), "most_common": spacegroups.most_common(10)},
             "properties": sorted(self.properties),
         }
+
+
+def spacegroup_number(value: Any) -> int | None:
+    """``value`` (text or number) as a space group number, or None unless it is an integer in 1–230."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() and 1 <= number <= 230 else None
 
 
 def parse_cif(text: str):

@@ -363,3 +363,20 @@ def test_cif_files_of_any_case_are_read_and_other_files_reported(cifs, tmp_path)
     assert dataset.skipped.ids["not a CIF file"] == ["README.txt"]
     single = load_dataset(folder / f"{cifs[1][0]}.CIF")
     assert single.ids == [cifs[1][0]]
+
+
+# -- numbers beside the CIF ----------------------------------------------------------------------
+def test_a_space_group_column_with_garbage_falls_back_to_spglib(cifs, tmp_path):
+    values = ["inf", "nan", "abc", "225.5", "1e400", "0", "12"]
+    path = tmp_path / "rows.csv"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "cif", "spacegroup.number"])
+        for index, value in enumerate(values):
+            writer.writerow([f"row-{index}", cifs[index % len(cifs)][1], value])
+    dataset = load_dataset(path)
+    assert dataset.spacegroups == [None] * 6 + [12]
+    output = tmp_path / "out.npy"
+    result = CliRunner().invoke(main, ["encode", str(path), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(output.with_suffix(".json").read_text())["ids"] == [f"row-{index}" for index in range(len(values))]
