@@ -103,7 +103,7 @@ def read_json(path: str | Path, *, error: type[Exception] = UntrustedFileError, 
     """
     path = Path(path)
     if not path.is_file():
-        raise error(f"{path}: no such file")
+        raise error(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     size = path.stat().st_size
     if size > max_bytes:
         raise error(f"{path}: {size} bytes, more than the {max_bytes} accepted for a JSON file")

@@ -259,3 +259,29 @@ def test_compare_refuses_a_deeply_nested_metrics_file(tmp_path):
     assert result.exit_code == 1 and "metrics.json: JSON nested too deeply" in result.output, result.output
     with pytest.raises(ValueError, match="nested too deeply"):
         write_comparison([tmp_path / "run"], tmp_path / "out")
+
+
+def test_safe_filename_never_leaves_the_folder_nor_hides():
+    from crystens_core.safe_io import safe_filename
+
+    taken: set[str] = set()
+    stems = [safe_filename(item, taken=taken) for item in ["../../x", "..", ".hidden", "a/b", "a_b", "CON", "con.cif", "", "x"]]
+    assert stems == ["x", "item", "hidden", "a_b", "a_b-2", "_CON", "_con.cif", "item-2", "x-2"]
+    assert all(not s.startswith(".") and "/" not in s for s in stems)
+
+
+def test_read_json_bounds_what_it_reads(tmp_path):
+    from crystens_core.safe_io import UntrustedFileError, read_json
+
+    cases = {"deep.json": "[" * 33 + "]" * 33, "latin1.json": b'{"id": "\xe9"}', "broken.json": "{", "big.json": "[" + "0," * 600 + "0]"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    reasons = {"deep.json": "nested too deeply", "latin1.json": "not UTF-8", "broken.json": "not valid JSON", "big.json": "more than the 1000 accepted"}
+    for name, reason in reasons.items():
+        with pytest.raises(UntrustedFileError, match=reason) as raised:
+            read_json(tmp_path / name, max_bytes=1000)
+        assert str(tmp_path / name) in str(raised.value)
+    os.mkfifo(tmp_path / "fifo.json")  # would block a plain read
+    with pytest.raises(UntrustedFileError, match="not a regular file"):
+        read_json(tmp_path / "fifo.json")
+    assert read_json(tmp_path / "deep.json", max_depth=40) is not None
