@@ -10,7 +10,9 @@ sampling and the weight files. This module imports no deep-learning library.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,8 +20,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from crystens_core import __version__
-from crystens_core.errors import SettingsError
-from crystens_core.pretrained import CONFIG_NAME, FORMAT, WEIGHTS_NAME, PretrainedError, latest_checkpoint, read_pretrained_config
+from crystens_core.errors import CrystensError, SettingsError
+from crystens_core.pretrained import (
+    CONFIG_NAME,
+    FORMAT,
+    TRAINER_NAME,
+    WEIGHTS_NAME,
+    CheckpointMismatchError,
+    CheckpointWarning,
+    PretrainedError,
+    newest_intact_checkpoint,
+    read_pretrained_config,
+)
+from crystens_core.safe_io import path_inside, read_json
 from crystens_core.scaler import FieldScaler
 
 
@@ -28,6 +41,16 @@ def step_seed(seed: int, step: int, process: int = 0) -> int:
     chunk starting at index ``step``) in process ``process``: a function of the three
     only, so that a run resumed at step ``step`` draws what the uninterrupted run would."""
     return (int(seed) * 1_000_003 + int(step)) * 1_009 + int(process)
+
+
+def data_fingerprint(tensors: np.ndarray, name: str | None = None, *, chunk: int = 256) -> dict[str, Any]:
+    """What identifies the training data of a run: its name, the number of tensors and a
+    SHA-256 over the shape and the raw tensors as little-endian float32 (read in chunks
+    of ``chunk`` tensors, so a memory map is not loaded whole)."""
+    digest = hashlib.sha256(repr(tuple(int(v) for v in tensors.shape)).encode())
+    for start in range(0, len(tensors), chunk):
+        digest.update(np.ascontiguousarray(tensors[start : start + chunk], dtype="<f4").tobytes())
+    return {"name": str(name) if name else f"{len(tensors)} tensors", "count": int(len(tensors)), "sha256": digest.hexdigest()}
 
 
 def annealed(start: float, step: int, steps: int) -> float:
@@ -109,6 +132,8 @@ class GeneratorBase:
         "lr": SettingBound(0.0, 10.0),
         "betas": SettingBound(0.0, 1.0, items=(2, 2)),
     }
+    #: The files of a training checkpoint folder (each checked before resuming).
+    checkpoint_files: ClassVar[tuple[str, ...]] = (CONFIG_NAME, WEIGHTS_NAME, TRAINER_NAME)
 
     def __init__(self, preset: str = "small", **settings: Any):
         self.check_settings(preset, settings)
@@ -199,8 +224,15 @@ class GeneratorBase:
         encoder_config: dict[str, Any] | None,
         checkpoint_dir: str | Path | None,
         resume: bool,
+        data_name: str | None = None,
+        allow_data_change: bool = False,
     ) -> tuple[np.ndarray, int, Path | None]:
-        """Check the tensors, resume from the latest checkpoint or set the scaler up, build.
+        """Check the tensors, resume from the newest intact checkpoint or set the scaler up, build.
+
+        A damaged checkpoint is passed over (with a :class:`CheckpointWarning`) for the
+        newest older one that is whole; a checkpoint of other settings, shape or data is
+        refused (:class:`CheckpointMismatchError`) unless ``allow_data_change`` accepts
+        other data, with a warning.
 
         Returns:
             The tensors as an array (a memory map stays one), the total number of
@@ -212,15 +244,26 @@ class GeneratorBase:
             raise ValueError(f"fit needs raw tensors of shape (N, C, S, S), got {tensors.shape}")
         total = int(steps if steps is not None else self.settings["steps"])
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir and resume else None
-        if latest is not None:
-            self._load_checkpoint(latest, tensors.shape[1:])
-        else:
+        self.data_ = data_fingerprint(tensors, data_name) if checkpoint_dir else {}
+        shape = tuple(tensors.shape[1:])
+
+        def resume_from(folder: Path) -> None:
+            record, trainer = self._validate_checkpoint(folder)
+            self._check_resumable(record, folder, shape, trainer, allow_data_change)
+            try:
+                self._load_checkpoint(folder, record, trainer)
+            except CrystensError:
+                raise
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # damage the checks above missed
+                raise PretrainedError(f"{folder}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+
+        latest = newest_intact_checkpoint(checkpoint_dir, resume_from) if checkpoint_dir and resume else None
+        if latest is None:
             if self.scaler_ is None:
                 self.scaler_ = scaler if scaler is not None else FieldScaler(self.feature_range).fit(tensors)
             self.encoder_config_ = dict(encoder_config or self.encoder_config_)
-        if self.shape != tuple(tensors.shape[1:]):
-            raise ValueError(f"tensors have shape {tensors.shape[1:]}, the model was built for {self.shape}")
+        if self.shape != shape:
+            raise ValueError(f"tensors have shape {shape}, the model was built for {self.shape}")
         self._ensure_built(*self.shape[:2])
         return tensors, total, checkpoint_dir
 
@@ -228,9 +271,37 @@ class GeneratorBase:
         """Build the networks and optimisers for tensors (channels, size, size) once."""
         raise NotImplementedError
 
-    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
-        """Restore networks, optimisers, step and history from a checkpoint folder."""
+    def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
+        """Restore networks, optimisers, step and history from a checked checkpoint folder."""
         raise NotImplementedError
+
+    def _validate_checkpoint(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``crystens.json`` record and ``trainer.json`` of a whole checkpoint folder.
+
+        Reads and checks every file without loading anything into the model.
+
+        Raises:
+            PretrainedError: a file is missing, leads out of the folder, or is truncated
+                or malformed (the message names it).
+        """
+        for name in self.checkpoint_files:
+            if not path_inside(directory, name, what="checkpoint file").is_file():
+                raise PretrainedError(f"{directory}: missing {name}")
+        record = self._read_record(directory)
+        trainer = read_json(directory / TRAINER_NAME, error=PretrainedError)
+        if not isinstance(trainer, dict) or type(trainer.get("step")) is not int or not isinstance(trainer.get("history"), list):
+            raise PretrainedError(f"{directory / TRAINER_NAME}: needs an integer 'step' and a 'history' list")
+        if trainer["step"] != record.get("trained_steps"):
+            raise PretrainedError(f"{directory}: {TRAINER_NAME} is at step {trainer['step']}, {CONFIG_NAME} at {record.get('trained_steps')}")
+        self._check_checkpoint_files(directory, record, trainer)
+        return record, trainer
+
+    def _check_checkpoint_files(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
+        """Check the weight and optimiser files of a checkpoint (headers and sizes); PretrainedError if damaged."""
+
+    def _trainer_record(self, **extra: Any) -> dict[str, Any]:
+        """The ``trainer.json`` of a checkpoint: step, loss history, training-data fingerprint, ``extra``."""
+        return {"step": self.step_, "history": self.history_, "data": getattr(self, "data_", {}), **extra}
 
     # -- persistence ----------------------------------------------------------------------------
     def _record(self) -> dict[str, Any]:
@@ -282,11 +353,26 @@ class GeneratorBase:
         self.encoder_config_ = record.get("encoder", {})
         self.step_ = int(record.get("trained_steps", 0))
 
-    def _check_resumable(self, record: dict[str, Any], directory: Path, shape: tuple[int, ...], *files: str) -> None:
-        """Refuse a checkpoint for other data, other settings or without its training files."""
+    def _check_resumable(self, record: dict[str, Any], directory: Path, shape: tuple[int, ...], trainer: dict[str, Any], allow_data_change: bool = False) -> None:
+        """Refuse an intact checkpoint of other settings, tensor shape or training data.
+
+        Raises:
+            CheckpointMismatchError: the checkpoint belongs to another run; for other
+                data, unless ``allow_data_change`` (then a warning names both datasets).
+        """
         if tuple(record.get("shape", ())) != tuple(shape):
-            raise PretrainedError(f"{directory}: checkpoint is for tensors of shape {tuple(record.get('shape', ()))}, the data has {tuple(shape)}")
+            raise CheckpointMismatchError(f"{directory}: checkpoint is for tensors of shape {tuple(record.get('shape', ()))}, the data has {tuple(shape)}")
         if record["arguments"] != self.get_config():
-            raise PretrainedError(f"{directory}: checkpoint was trained with {record['arguments']}, this generator has {self.get_config()}")
-        if not all((directory / name).is_file() for name in files):
-            raise PretrainedError(f"{directory}: missing {' or '.join(files)} (not a training checkpoint)")
+            raise CheckpointMismatchError(f"{directory}: checkpoint was trained with {record['arguments']}, this generator has {self.get_config()}")
+        recorded, current = trainer.get("data"), getattr(self, "data_", {})
+        if not current or not isinstance(recorded, dict) or not recorded.get("sha256") or recorded.get("sha256") == current.get("sha256"):
+            return  # nothing to compare (a checkpoint without a fingerprint) or the same data
+        change = f"{directory} was trained on {_describe_data(recorded)}, this run's data is {_describe_data(current)}"
+        if not allow_data_change:
+            raise CheckpointMismatchError(f"{change}; to continue training on the new data pass allow_data_change=True (crystens train --allow-data-change), or train into a new folder")
+        warnings.warn(f"{change}; continuing on the new data (allow_data_change)", CheckpointWarning, stacklevel=3)
+
+
+def _describe_data(fingerprint: dict[str, Any]) -> str:
+    """``'name' (N tensors, sha256 0123456789ab…)`` for messages."""
+    return f"{fingerprint.get('name')!r} ({fingerprint.get('count')} tensors, sha256 {str(fingerprint.get('sha256'))[:12]}…)"

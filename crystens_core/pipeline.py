@@ -8,6 +8,7 @@ Each part is a plain attribute; replacing one is an assignment::
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +66,16 @@ class CrystalPipeline:
     def fit(self, dataset, **fit_options: Any) -> "CrystalPipeline":
         """Encode ``dataset``, fit the scaler (if not given) and train the generator.
 
-        ``fit_options`` go to the generator's ``fit`` (``steps``, ``checkpoint_dir``, ...).
+        ``fit_options`` go to the generator's ``fit`` (``steps``, ``checkpoint_dir``,
+        ``allow_data_change``, ...); ``data_name`` (recorded with the data's fingerprint in
+        checkpoints) defaults to the dataset's name when the generator's ``fit`` takes it.
         """
         tensors = self.encode(dataset)
         if self.scaler is None:
             self.scaler = FieldScaler(getattr(self.generator, "feature_range", (0.0, 1.0))).fit(tensors)
         config = self.encoder.get_config() if hasattr(self.encoder, "get_config") else {}
+        if getattr(dataset, "name", "") and "data_name" in inspect.signature(self.generator.fit).parameters:
+            fit_options.setdefault("data_name", dataset.name)
         self.generator.fit(tensors, scaler=self.scaler, encoder_config=config, **fit_options)
         self.reference_ = list(dataset.structures)
         return self

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from crystens_core import layout
+from crystens_core.devices import DeviceError, check_gpu_index, parse_device
 from crystens_core.generator_base import GeneratorBase, step_seed
 from crystens_core.pretrained import CONFIG_NAME, TRAINER_NAME, PretrainedError, commit_checkpoint, write_json_atomic
 from crystens_keras.backend import keras, tf
@@ -67,12 +68,25 @@ class KerasGenerator(GeneratorBase):
 
     COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "jit_compile": False, "checkpoint_every": 100, "keep_checkpoints": 2}
     weights_name: ClassVar[str] = WEIGHTS_NAME
+    checkpoint_files: ClassVar[tuple[str, ...]] = (CONFIG_NAME, WEIGHTS_NAME, OPTIMIZER_NAME, TRAINER_NAME)
 
     def __init__(self, preset: str = "small", **settings: Any):
         super().__init__(preset, **settings)
         self.networks_: dict[str, keras.Model] | None = None
         self.optimizers_: dict[str, keras.optimizers.Optimizer] = {}
         self._compiled_step = None
+
+    @classmethod
+    def _device_problem(cls, device: str) -> str | None:
+        """The checks of :meth:`_device` without entering a device scope."""
+        try:
+            request = parse_device(device)
+            if request.kind == "mps":
+                return "device 'mps' is for the torch generators; TensorFlow calls an Apple GPU 'gpu'"
+            check_gpu_index(request, len(tf.config.list_physical_devices("GPU")), "TensorFlow")
+        except DeviceError as exc:
+            return str(exc)
+        return None
 
     # -- to be defined by subclasses -------------------------------------------------------
     def build(self, channels: int, size: int) -> dict[str, keras.Model]:
@@ -105,14 +119,21 @@ class KerasGenerator(GeneratorBase):
 
     # -- building -------------------------------------------------------------------------------
     def _device(self):
-        """A ``tf.device`` scope for the ``device`` setting (nothing for "auto")."""
-        device = str(self.settings["device"]).lower()
-        if device == "auto":
+        """A ``tf.device`` scope for the ``device`` setting, read as the torch generators read it
+        (:mod:`crystens_core.devices`): nothing for "auto" (TensorFlow's placement).
+
+        Raises:
+            DeviceError: a misspelt setting, "mps", or a GPU TensorFlow does not see.
+        """
+        request = parse_device(self.settings["device"])
+        if request.kind == "auto":
             return contextlib.nullcontext()
-        kind, _, index = device.replace("cuda", "gpu").partition(":")
-        if kind not in ("cpu", "gpu"):
-            raise ValueError(f"{self.name}: device must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {self.settings['device']!r}")
-        return tf.device(f"/{kind.upper()}:{index or 0}")
+        if request.kind == "mps":
+            raise DeviceError(f"{self.name}: device 'mps' is for the torch generators; TensorFlow calls an Apple GPU 'gpu'")
+        if request.kind == "cuda":
+            check_gpu_index(request, len(tf.config.list_physical_devices("GPU")), "TensorFlow")
+            return tf.device(f"/GPU:{request.index or 0}")
+        return tf.device("/CPU:0")
 
     def _ensure_built(self, channels: int, size: int) -> None:
         if self.networks_ is not None:
@@ -156,6 +177,8 @@ class KerasGenerator(GeneratorBase):
         resume: bool = True,
         progress: bool = True,
         time_limit: float | None = None,
+        data_name: str | None = None,
+        allow_data_change: bool = False,
     ) -> "KerasGenerator":
         """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
 
@@ -168,16 +191,27 @@ class KerasGenerator(GeneratorBase):
             resume: continue from the latest checkpoint in ``checkpoint_dir``.
             progress: show a progress bar with the losses and samples per second.
             time_limit: stop (and checkpoint) after this many seconds of training.
+            data_name: what the tensors are (e.g. the dataset name), recorded with their
+                fingerprint in each checkpoint.
+            allow_data_change: resume from a checkpoint trained on other data (with a
+                warning) instead of refusing.
 
         Returns:
             self
+
+        Raises:
+            DeviceError: the ``device`` setting names a device this machine does not have.
+            PretrainedError: no checkpoint of ``checkpoint_dir`` is intact, or the newest
+                intact one is for other settings or data (damaged ones are passed over
+                with a warning).
         """
         from crystens_core.progress import progress_bar
 
-        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume)
+        device = self._device()
+        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume, data_name, allow_data_change)
         batch_size = int(self.settings["batch_size"])
         first_step, started = self.step_, time.perf_counter()
-        with self._device(), progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress) as bar:
+        with device, progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress) as bar:
             step_function = self._step_function()
             while self.step_ < total:
                 rng = np.random.default_rng(step_seed(self.settings["seed"], self.step_))
@@ -311,7 +345,7 @@ class KerasGenerator(GeneratorBase):
         """
         directory = Path(directory)
         record = cls._read_record(directory)
-        generator = cls(**{**record["arguments"], **overrides})
+        generator = cls._from_record(record, directory, **overrides)
         generator._restore_record(record, directory)
         generator._ensure_built(*generator.shape[:2])
         generator._load_weights(directory / WEIGHTS_NAME)
@@ -324,19 +358,27 @@ class KerasGenerator(GeneratorBase):
         def write(folder: Path) -> None:
             self._save_weights(folder / WEIGHTS_NAME)
             self._save_optimizers(folder / OPTIMIZER_NAME)
-            (folder / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_}))
+            (folder / TRAINER_NAME).write_text(json.dumps(self._trainer_record()))
             (folder / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
 
         return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
 
-    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
-        record = self._read_record(directory)
-        self._check_resumable(record, directory, shape, TRAINER_NAME, OPTIMIZER_NAME)
+    def _check_checkpoint_files(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
+        """Open the HDF5 weight and optimiser files and walk their structure (a truncated file fails)."""
+        import h5py
+
+        for name in (WEIGHTS_NAME, OPTIMIZER_NAME):
+            try:
+                with h5py.File(directory / name, "r") as handle:
+                    handle.visititems(lambda _, item: None)
+            except (OSError, KeyError, RuntimeError, ValueError) as exc:
+                raise PretrainedError(f"{directory / name}: not a readable HDF5 file ({exc})") from exc
+
+    def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
         self._restore_record(record, directory)
         self._ensure_built(*self.shape[:2])
         self._load_weights(directory / WEIGHTS_NAME)
         self._load_optimizers(directory / OPTIMIZER_NAME)
-        trainer = json.loads((directory / TRAINER_NAME).read_text())
         self.step_ = int(trainer["step"])
         self.history_ = list(trainer["history"])
 

@@ -17,6 +17,7 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -27,8 +28,19 @@ import numpy as np
 import torch
 
 from crystens_core import layout
-from crystens_core.generator_base import GeneratorBase, step_seed
-from crystens_core.pretrained import CONFIG_NAME, LATEST, TRAINER_NAME, WEIGHTS_NAME, PretrainedError, commit_checkpoint, latest_checkpoint, write_json_atomic
+from crystens_core.devices import DeviceError, check_gpu_index, parse_device
+from crystens_core.generator_base import GeneratorBase, SettingBound, step_seed
+from crystens_core.pretrained import (
+    CONFIG_NAME,
+    LATEST,
+    TRAINER_NAME,
+    WEIGHTS_NAME,
+    PretrainedError,
+    check_safetensors,
+    commit_checkpoint,
+    latest_checkpoint,
+    write_json_atomic,
+)
 from crystens_core.scaler import FieldScaler
 from crystens_torch import state as state_io
 
@@ -37,15 +49,25 @@ __all__ = ["LATEST", "OPTIMIZER_NAME", "TRAINER_NAME", "TorchGenerator", "latest
 OPTIMIZER_NAME = "optimizer.safetensors"
 
 
-def resolve_device(device: str) -> str:
-    """``"auto"`` → cuda, then mps, then cpu; anything else is returned as given."""
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+def resolve_device(setting: str) -> torch.device:
+    """The torch device of a ``device`` setting: the one rule for training and sampling.
+
+    ``"auto"`` → cuda, then mps, then cpu; ``"cuda"`` (or ``"gpu"``) → the process's
+    GPU (its own one in a multi-process run); ``"cuda:N"`` → GPU N; ``"cpu"``, ``"mps"``.
+
+    Raises:
+        DeviceError: a misspelt setting, or a device this machine does not have.
+    """
+    request = parse_device(setting)
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if request.kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if request.kind == "cuda":
+        check_gpu_index(request, torch.cuda.device_count() if torch.cuda.is_available() else 0, "torch")
+        return torch.device("cuda", request.index) if request.index is not None else torch.device("cuda")
+    if request.kind == "mps" and not mps:
+        raise DeviceError(f"device {setting!r}: torch has no MPS (Apple GPU) backend on this machine")
+    return torch.device(request.kind)
 
 
 def step_generator(seed: int, step: int, process: int = 0, device: str = "cpu") -> torch.Generator:
@@ -66,12 +88,22 @@ class TorchGenerator(GeneratorBase):
     """
 
     COMMON: ClassVar[dict[str, Any]] = {"seed": 0, "device": "auto", "mixed_precision": "auto", "checkpoint_every": 100, "keep_checkpoints": 2}
+    checkpoint_files: ClassVar[tuple[str, ...]] = (CONFIG_NAME, WEIGHTS_NAME, OPTIMIZER_NAME, TRAINER_NAME)
     #: True when a training step leaves some parameters without gradients (DDP must know).
     find_unused_parameters: ClassVar[bool] = False
+    SETTING_BOUNDS = {**GeneratorBase.SETTING_BOUNDS, "mixed_precision": SettingBound(choices=("auto", "no", "fp16", "bf16"))}
 
     def __init__(self, preset: str = "small", **settings: Any):
         super().__init__(preset, **settings)
         self.modules_: dict[str, torch.nn.Module] | None = None
+
+    @classmethod
+    def _device_problem(cls, device: str) -> str | None:
+        try:
+            resolve_device(device)
+        except DeviceError as exc:
+            return str(exc)
+        return None
 
     # -- to be defined by subclasses -------------------------------------------------------
     def build(self, channels: int, size: int) -> dict[str, torch.nn.Module]:
@@ -108,6 +140,8 @@ class TorchGenerator(GeneratorBase):
         resume: bool = True,
         progress: bool = True,
         time_limit: float | None = None,
+        data_name: str | None = None,
+        allow_data_change: bool = False,
     ) -> "TorchGenerator":
         """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
 
@@ -119,29 +153,47 @@ class TorchGenerator(GeneratorBase):
             checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
             resume: continue from the latest checkpoint in ``checkpoint_dir``.
             progress: show a progress bar with the losses and samples per second.
-            time_limit: stop (and checkpoint) after this many seconds of training.
+            time_limit: stop (and checkpoint) after this many seconds of training; in a
+                multi-process run all processes stop at the same step (the first
+                process out of time decides).
+            data_name: what the tensors are (e.g. the dataset name), recorded with their
+                fingerprint in each checkpoint.
+            allow_data_change: resume from a checkpoint trained on other data (with a
+                warning) instead of refusing.
 
         Returns:
             self
+
+        Raises:
+            DeviceError: the ``device`` setting names a device this machine does not have.
+            PretrainedError: no checkpoint of ``checkpoint_dir`` is intact, or the newest
+                intact one is for other settings or data (damaged ones are passed over
+                with a warning).
         """
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
         from crystens_core.progress import progress_bar
 
-        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume)
+        device = resolve_device(self.settings["device"])
+        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume, data_name, allow_data_change)
 
         ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
-        accelerator = Accelerator(cpu=resolve_device(self.settings["device"]) == "cpu", mixed_precision=self._mixed_precision(), kwargs_handlers=[ddp])
-        names = list(self.modules_) + list(self.optimizers_)
-        prepared = accelerator.prepare(*self.modules_.values(), *self.optimizers_.values())
-        prepared = prepared if isinstance(prepared, tuple) else (prepared,)
-        raw_modules, raw_optimizers = self.modules_, self.optimizers_
-        self.modules_ = dict(zip(names[: len(raw_modules)], prepared[: len(raw_modules)]))
-        self.optimizers_ = dict(zip(names[len(raw_modules) :], prepared[len(raw_modules) :]))
-        self.accelerator_ = accelerator
-        batch_size = int(self.settings["batch_size"])
-        first_step, started = self.step_, time.perf_counter()
+        accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=self._mixed_precision(), kwargs_handlers=[ddp])
+        if device.index is not None and accelerator.num_processes > 1:
+            raise DeviceError(f"device {self.settings['device']!r} names one GPU, but each of the {accelerator.num_processes} processes trains on its own: use 'cuda' or 'auto'")
+        # Accelerate places a single process on the current GPU: make that the one asked for.
+        on_device = torch.cuda.device(device.index) if device.type == "cuda" and device.index is not None else contextlib.nullcontext()
+        on_device.__enter__()
         try:
+            names = list(self.modules_) + list(self.optimizers_)
+            prepared = accelerator.prepare(*self.modules_.values(), *self.optimizers_.values())
+            prepared = prepared if isinstance(prepared, tuple) else (prepared,)
+            raw_modules = self.modules_
+            self.modules_ = dict(zip(names[: len(raw_modules)], prepared[: len(raw_modules)]))
+            self.optimizers_ = dict(zip(names[len(raw_modules) :], prepared[len(raw_modules) :]))
+            self.accelerator_ = accelerator
+            batch_size = int(self.settings["batch_size"])
+            first_step, started = self.step_, time.perf_counter()
             bar = progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress and accelerator.is_main_process)
             with bar:
                 while self.step_ < total:
@@ -158,11 +210,17 @@ class TorchGenerator(GeneratorBase):
                     bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
                     bar.update(1)
                     out_of_time = time_limit is not None and elapsed >= time_limit
+                    if time_limit is not None and accelerator.num_processes > 1:
+                        # Each process has its own clock: stop together, or one checkpoints
+                        # while the others wait for it in the next step's gradient exchange.
+                        flag = torch.tensor([float(out_of_time)], device=accelerator.device)
+                        out_of_time = bool(accelerator.reduce(flag, reduction="max").item())
                     if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
                         self._save_checkpoint(checkpoint_dir)
                     if out_of_time:
                         break
         finally:
+            on_device.__exit__(None, None, None)
             self.modules_ = {k: accelerator.unwrap_model(m) for k, m in self.modules_.items()}
             self.optimizers_ = {k: getattr(o, "optimizer", o) for k, o in self.optimizers_.items()}
         self.training_seconds_ = time.perf_counter() - started
@@ -172,7 +230,7 @@ class TorchGenerator(GeneratorBase):
         choice = self.settings["mixed_precision"]
         if choice != "auto":
             return choice
-        if resolve_device(self.settings["device"]) != "cuda":
+        if resolve_device(self.settings["device"]).type != "cuda":
             return "no"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
@@ -236,7 +294,7 @@ class TorchGenerator(GeneratorBase):
 
         directory = Path(directory)
         record = cls._read_record(directory)
-        generator = cls(**{**record["arguments"], **overrides})
+        generator = cls._from_record(record, directory, **overrides)
         generator._restore(record, directory)
         try:
             weights = load_file(str(directory / WEIGHTS_NAME))
@@ -269,23 +327,27 @@ class TorchGenerator(GeneratorBase):
                 optimizer_tensors.update(tensors)
                 optimizer_plain[name] = plain
             save_file(optimizer_tensors, str(temporary / OPTIMIZER_NAME))
-            (temporary / TRAINER_NAME).write_text(json.dumps({"step": self.step_, "history": self.history_, "optimizers": optimizer_plain}))
+            (temporary / TRAINER_NAME).write_text(json.dumps(self._trainer_record(optimizers=optimizer_plain)))
             (temporary / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
 
         return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
 
-    def _load_checkpoint(self, directory: Path, shape: tuple[int, ...]) -> None:
+    def _check_checkpoint_files(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
+        optimizers = trainer.get("optimizers")
+        if not isinstance(optimizers, dict) or not optimizers or not all(isinstance(v, dict) and {"param_groups", "state"} <= v.keys() for v in optimizers.values()):
+            raise PretrainedError(f"{directory / TRAINER_NAME}: no optimiser state ('optimizers')")
+        check_safetensors(directory / WEIGHTS_NAME)
+        check_safetensors(directory / OPTIMIZER_NAME)
+
+    def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
         from safetensors.torch import load_file
 
-        record = self._read_record(directory)
-        self._check_resumable(record, directory, shape, TRAINER_NAME, OPTIMIZER_NAME)
-        trainer_path, optimizer_path = directory / TRAINER_NAME, directory / OPTIMIZER_NAME
         self._restore(record, directory)
         state_io.load_modules_state(self.modules_, load_file(str(directory / WEIGHTS_NAME)), str(directory / WEIGHTS_NAME))
-        trainer = json.loads(trainer_path.read_text())
-        optimizer_tensors = load_file(str(optimizer_path))
+        optimizer_tensors = load_file(str(directory / OPTIMIZER_NAME))
         for name, optimizer in self.optimizers_.items():
+            if name not in trainer["optimizers"]:
+                raise PretrainedError(f"{directory / TRAINER_NAME}: no state of optimiser {name!r}")
             state_io.load_optimizer_state(name, optimizer, optimizer_tensors, trainer["optimizers"][name])
         self.step_ = int(trainer["step"])
         self.history_ = list(trainer["history"])
-
