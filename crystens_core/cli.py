@@ -298,7 +298,7 @@ def _echo_decoded(summary: dict[str, Any], folder: Any) -> None:
 
 
 # -- generators ---------------------------------------------------------------------------
-def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | None, batch_size: int | None, seed: int | None, options: tuple[str, ...], time_limit: float | None, resume: bool):
+def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | None, batch_size: int | None, seed: int | None, options: tuple[str, ...], time_limit: float | None, resume: bool, allow_data_change: bool = False):
     """Train into ``run_dir`` (checkpoints/, model/, run.json); returns (pipeline, dataset)."""
     import time
 
@@ -316,7 +316,8 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
         raise click.ClickException(f"{data}: no usable structures ({dataset.skipped})")
     click.echo(f"{data}: {len(dataset)} structures ({dataset.skipped})")
     started = time.perf_counter()
-    pipeline.fit(dataset, steps=steps, checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit)
+    changed = {"allow_data_change": True} if allow_data_change else {}  # only then: third-party generators need not take it
+    pipeline.fit(dataset, steps=steps, checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit, **changed)
     model = pipeline.generator
     model.save_pretrained(run_dir / "model")
     record = {
@@ -360,7 +361,8 @@ _train_options = [
     click.option("--seed", type=int, default=None),
     click.option("--option", "options", multiple=True, help="Generator setting KEY=VALUE (repeatable)."),
     click.option("--time-limit", type=float, default=None, help="Stop training after this many seconds (a checkpoint is written)."),
-    click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the run folder's last checkpoint."),
+    click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the run folder's newest intact checkpoint."),
+    click.option("--allow-data-change", is_flag=True, help="Resume although the checkpoint was trained on other data (refused otherwise)."),
 ]
 
 
@@ -373,10 +375,10 @@ def _with_train_options(function):
 @main.command()
 @_with_train_options
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
-def train(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, run_dir):
+def train(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, run_dir):
     """Train a generator; rerunning the same command resumes from the last checkpoint."""
     try:
-        _train(generator, data, Path(run_dir), preset, steps, batch_size, seed, options, time_limit, resume)
+        _train(generator, data, Path(run_dir), preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change)
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
 
@@ -452,14 +454,14 @@ def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any
 @click.option("--decoder", default="auto", show_default=True)
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
-def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, metrics, metric_options, samples, decoder, gallery, output):
+def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, output):
     """Train, sample, decode and evaluate in one go; writes the report folder (metrics.json, details.npz, report.md, report.html)."""
     from crystens_core.evaluation import GeneratedSet
 
     folder = Path(output or Path("runs") / generator)
     try:
         instances = _metric_instances(metrics, metric_options)
-        pipeline, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume)
+        pipeline, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change)
         tensors, results = _sample(pipeline.generator, samples, 0 if seed is None else seed, decoder, folder / "samples")
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
