@@ -130,9 +130,9 @@ def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
     0.5 is still found.
     """
     copies = layout.header_copies(tensor)
-    # Non-finite or absurd copies are ignored here (a NaN in padding makes no site);
+    # Non-finite copies are ignored here (a NaN in padding makes no site);
     # check_site_entries then refuses any the sites themselves hold.
-    copies = np.where(np.isfinite(copies) & (np.abs(copies) <= MAX_ENTRY), copies, np.nan)
+    copies = np.where(np.isfinite(copies), copies, np.nan)
     with np.errstate(all="ignore"), _quiet():
         candidates = np.flatnonzero(np.nanmean(copies[layout.Z], axis=-1) >= 0.5)
         if not robust or candidates.size == 0:
@@ -146,9 +146,9 @@ def find_sites(tensor: np.ndarray, *, robust: bool = False) -> np.ndarray:
 def no_sites_reason(tensor: np.ndarray) -> str:
     """Why :func:`find_sites` found no site in ``tensor``, naming slots whose Z copies are unreadable."""
     z_copies = layout.header_copies(tensor)[layout.Z]  # (M, 8)
-    unreadable = int((~np.isfinite(z_copies) | (np.abs(z_copies) > MAX_ENTRY)).any(axis=1).sum())
+    unreadable = int((~np.isfinite(z_copies)).any(axis=1).sum())
     if unreadable:
-        return f"no sites: {unreadable} of {z_copies.shape[0]} site slots hold NaN, infinite or huge Z values, the rest mean Z < 0.5"
+        return f"no sites: {unreadable} of {z_copies.shape[0]} site slots hold NaN or infinite Z values, the rest mean Z < 0.5"
     return "no sites: every site slot has mean Z < 0.5"
 
 
@@ -238,7 +238,7 @@ def check_lattice_parameters(parameters: np.ndarray) -> None:
     bounds above and make a cell that is neither flat nor ill-conditioned."""
     a, b, c, alpha, beta, gamma = (float(v) for v in parameters)
     lengths, angles = np.array([a, b, c]), np.array([alpha, beta, gamma])
-    shown = f"a, b, c = {a:.4g}, {b:.4g}, {c:.4g} Å; α, β, γ = {alpha:.4g}°, {beta:.4g}°, {gamma:.4g}°"
+    shown = f"a, b, c = {a:.4g}, {b:.4g}, {c:.4g} Å; α, β, γ = {alpha:.6g}°, {beta:.6g}°, {gamma:.6g}°"
     if not np.isfinite(np.r_[lengths, angles]).all():
         raise DecodingFailure(f"lattice parameters are not finite ({shown})")
     if lengths.min() <= 0:
