@@ -139,9 +139,8 @@ def test_unknown_settings_presets_and_devices_are_named():
         get_generator("wgan-gp-keras", critic_step=3)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         get_generator("gan-keras", preset="huge")
-    model = get_generator("gan-keras", **{**TINY["gan-keras"], "device": "tpu"})
-    with pytest.raises(ValueError, match="device must be"):
-        model.fit(sample_tensors(), steps=1, progress=False)
+    with pytest.raises(ValueError, match="device must be"):  # refused before anything is built
+        get_generator("gan-keras", **{**TINY["gan-keras"], "device": "tpu"})
     with pytest.raises(RuntimeError, match="not fitted"):
         get_generator("gan-keras").sample(1)
 
