@@ -305,6 +305,7 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
     from crystens_core.data import load_dataset
     from crystens_core.pipeline import CrystalPipeline
     from crystens_core.plugins import get_generator
+    from crystens_core.safe_io import write_json_atomic
 
     settings = _parse_config(options)
     for key, value in (("batch_size", batch_size), ("seed", seed)):
@@ -331,7 +332,7 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
         "seconds_this_run": time.perf_counter() - started,
         "history": model.history_,
     }
-    (run_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_atomic(run_dir / "run.json", record)  # strict: a NaN loss in the history becomes null
     click.echo(f"trained {generator} to step {model.step_}; model in {run_dir / 'model'}")
     return pipeline, dataset
 

@@ -285,3 +285,11 @@ def test_read_json_bounds_what_it_reads(tmp_path):
     with pytest.raises(UntrustedFileError, match="not a regular file"):
         read_json(tmp_path / "fifo.json")
     assert read_json(tmp_path / "deep.json", max_depth=40) is not None
+
+
+def test_train_writes_run_json_by_rename_as_strict_json(tmp_path, renames):
+    pytest.importorskip("torch", reason="training needs a torch generator")
+    result = CliRunner().invoke(main, ["train", "--generator", "gan", "--steps", "1", "--batch-size", "4", "--option", "width=4", "--option", "device=cpu", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "run.json" in renames
+    assert strict_json(tmp_path / "run" / "run.json")["steps"] == 1
