@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch", reason="the generators need `pip install crystens[torch]`")
+psutil = pytest.importorskip("psutil", reason="psutil comes with accelerate")
 
 #: Longest the two processes may take (start-up included) before the run counts as hung (seconds).
 HANG_AFTER = 300
@@ -36,13 +36,18 @@ def test_two_processes_with_different_clocks_stop_at_the_same_step(tmp_path):
         pytest.skip("torchrun (from torch) is not on PATH")
     script = Path(__file__).with_name("ddp_time_limit.py")
     command = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), str(script), str(tmp_path / "ckpt"), "0.5", "2.0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        stdout, stderr = process.communicate(timeout=HANG_AFTER)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail(f"the two processes hung (still running after {HANG_AFTER} s)")
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        process = subprocess.Popen(command, stdout=stdout_file, stderr=stderr_file, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            process.wait(timeout=HANG_AFTER)
+        except subprocess.TimeoutExpired:
+            # torchrun starts each worker in a session of its own: end the whole tree
+            for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+                child.kill()
+            process.wait()
+            pytest.fail(f"the two processes hung (still running after {HANG_AFTER} s): {err.read_text()[-2000:]}")
+    stdout, stderr = out.read_text(), err.read_text()
     assert process.returncode == 0, stderr[-3000:]
     results = [json.loads(line[len("RESULT ") :]) for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert sorted(r["rank"] for r in results) == [0, 1], stdout + stderr[-2000:]
