@@ -489,6 +489,15 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
 
 
 # -- the record every report folder holds -------------------------------------------------
+class ReferenceStructures(list):
+    """The reference structures handed to the metrics, with the ``name`` of the set they
+    came from (e.g. ``"perov-5:test"``), so a metric can follow that dataset's protocol."""
+
+    def __init__(self, structures=(), name: str = ""):
+        super().__init__(structures)
+        self.name = name
+
+
 def _checked_reference(reference) -> tuple[list, SkipReport]:
     """The reference structures and their skip report; a plain list is checked here
     (a :class:`~crystens_core.data.CrystalDataset` was checked when it was loaded)."""
@@ -496,8 +505,8 @@ def _checked_reference(reference) -> tuple[list, SkipReport]:
     from crystens_core.structures import structure_problem
 
     if isinstance(reference, CrystalDataset):
-        return list(reference.structures), reference.skipped
-    structures, skipped = [], SkipReport()
+        return ReferenceStructures(reference.structures, reference.name), reference.skipped
+    structures, skipped = ReferenceStructures(name=str(getattr(reference, "name", "") or "")), SkipReport()
     for index, structure in enumerate(reference):
         problem = structure_problem(structure) if structure is not None else ("missing structure", "None")
         if problem:

@@ -174,3 +174,15 @@ def test_wasserstein_distances_are_over_valid_structures_as_in_cdvae(small_mp20)
     assert cdvae["n_used_wdist_density"] == cdvae["n_used_wdist_num_elems"] == n_valid < 13
     assert crystens["n_used_wdist_density"] == 13.0
     assert cdvae["wdist_density"] != crystens["wdist_density"]
+
+
+def test_evaluate_passes_the_reference_dataset_name_to_coverage(small_mp20, mp20_sample):
+    """`crystens evaluate --reference perov-5:test` must pick Perov-5's cut-offs from the set's name."""
+    from crystens_core.data import CrystalDataset
+    from crystens_core.evaluation import GeneratedSet, evaluate_generated
+
+    reference = CrystalDataset(structures=list(mp20_sample.structures[:3]), ids=list(mp20_sample.ids[:3]), name="perov-5:test")
+    generated = GeneratedSet(source="test", kind="cif-folder", ids=["a", "b"], structures=list(small_mp20[:2]))
+    record, _ = evaluate_generated(generated, reference, {"coverage": get_metric("coverage", progress=False)})
+    config = record["metric_settings"]["coverage"]["config"]
+    assert (config["dataset"], config["struc_cutoff"], config["comp_cutoff"]) == ("perov5", 0.2, 4.0)
