@@ -308,6 +308,8 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
     from crystens_core.safe_io import write_json_atomic
 
     settings = _parse_config(options)
+    if "preset" in settings:
+        raise click.BadParameter("the preset is chosen with --preset, not --option preset=...", param_hint="--option")
     for key, value in (("batch_size", batch_size), ("seed", seed)):
         if value is not None:
             settings[key] = value
@@ -390,14 +392,15 @@ def train(generator, data, preset, steps, batch_size, seed, options, time_limit,
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for tensors.npy, the CIFs and summary.json.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--decoder", default="auto", show_default=True)
-def sample(run_dir, count, output, seed, decoder):
+@click.option("--device", default=None, help="Device to sample on (e.g. cpu, cuda:0) instead of the one the model was saved with.")
+def sample(run_dir, count, output, seed, decoder, device):
     """Generate COUNT crystals with the model of RUN_DIR (or a pretrained folder)."""
     from crystens_core.pretrained import load_generator
     from crystens_core.safe_io import path_inside
 
     try:
         folder = path_inside(run_dir, "model", what="model folder") if (Path(run_dir) / "model").is_dir() else Path(run_dir)
-        model = load_generator(folder)
+        model = load_generator(folder, **({"device": device} if device else {}))
         _sample(model, count, seed, decoder, Path(output))
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc

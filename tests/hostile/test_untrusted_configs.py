@@ -163,6 +163,21 @@ def test_crystens_sample_prints_one_line(pretrained, tmp_path):
     assert not (tmp_path / "samples").exists()
 
 
+def test_crystens_sample_device_overrides_an_unavailable_saved_device(pretrained, tmp_path):
+    """A model saved on a GPU machine samples on a CPU-only one with --device cpu."""
+    folder = edited(pretrained, tmp_path, lambda record: record["arguments"].update(device="cuda:7"))
+    refused_run = CliRunner().invoke(main, ["sample", str(folder), "-n", "2", "-o", str(tmp_path / "refused")])
+    assert refused_run.exit_code == 1 and "cuda:7" in refused_run.output
+    result = CliRunner().invoke(main, ["sample", str(folder), "-n", "2", "-o", str(tmp_path / "samples"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "samples" / "summary.json").read_text())["count"] == 2
+
+
+def test_train_refuses_the_preset_as_an_option(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--generator", "gan", "--option", "preset=paper", "--steps", "1", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--preset" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("option", "reason"),
     [("width=-5", "'width' = -5: must be in [1, 512]"), ("latent_dim=1e9", "'latent_dim' = 1000000000.0: must be int"), ("device=cuda:7", "cuda:7"), ("betas=[0.5]", "needs 2 items")],
