@@ -101,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": wall,
         "kinds": dict(report.kinds),
         "top_reasons": dict(report.reasons.most_common(40)),
+        "slowest_ms": [(round(seconds * 1e3, 1), index, label, kind) for seconds, index, label, kind in report.slowest],
         "findings": {"exceptions": report.exceptions[:50], "ok_not_reading_back": report.bad_ok[:50], "unclear_failures": report.bad_failures[:50], "stderr_head": stderr_head},
     }
-    print(json.dumps({key: value for key, value in figures.items() if key not in {"findings", "top_reasons", "variants"}}, indent=1))
+    print(json.dumps({key: value for key, value in figures.items() if key not in {"findings", "top_reasons", "variants", "slowest_ms"}}, indent=1))
+    print("slowest (ms, index, variant, kind):", figures["slowest_ms"][:5])
     for name, items in figures["findings"].items():
         if items:
             print(f"{name}: {items if isinstance(items, str) else items[:10]}")

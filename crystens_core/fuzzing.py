@@ -328,6 +328,10 @@ def cif_round_trip_problem(structure) -> str | None:
     return None
 
 
+#: How many of the slowest inputs a report keeps.
+SLOWEST = 20
+
+
 @dataclass
 class FuzzReport:
     """Tallies of a fuzz run.
@@ -343,6 +347,7 @@ class FuzzReport:
         reasons: failures by reason (numbers stripped).
         kinds: inputs by kind.
         seconds: decode time per input (s), in input order.
+        slowest: ``(seconds, index, label, kind)`` of the slowest inputs, slowest first.
     """
 
     count: int = 0
@@ -354,6 +359,7 @@ class FuzzReport:
     reasons: Counter = field(default_factory=Counter)
     kinds: Counter = field(default_factory=Counter)
     seconds: list = field(default_factory=list)
+    slowest: list = field(default_factory=list)
 
     def merge(self, other: "FuzzReport") -> None:
         self.count += other.count
@@ -365,6 +371,7 @@ class FuzzReport:
         self.reasons.update(other.reasons)
         self.kinds.update(other.kinds)
         self.seconds += other.seconds
+        self.slowest = sorted(self.slowest + other.slowest, reverse=True)[:SLOWEST]
 
     def percentiles_ms(self) -> dict[str, float]:
         """p50, p99 and max decode time per input, ms."""
@@ -401,7 +408,10 @@ def fuzz(indices: Sequence[int] | range, seed: int, real: np.ndarray, variants: 
             report.seconds.append(time.perf_counter() - start)
             report.exceptions.append((index, label, f"{type(exc).__name__}: {exc}"[:300]))
             continue
-        report.seconds.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        report.seconds.append(elapsed)
+        if len(report.slowest) < SLOWEST or elapsed > report.slowest[-1][0]:
+            report.slowest = sorted([*report.slowest, (elapsed, index, label, kind)], reverse=True)[:SLOWEST]
         if progress is not None:
             progress(1)
         if not isinstance(result, DecodeResult):

@@ -90,7 +90,8 @@ def check_tensor(tensor) -> np.ndarray:
         raise DecodingFailure(f"input is not an array ({_describe(tensor)}: {exc})") from None
     if array.dtype.kind not in "iuf":
         why = " (the imaginary part would be lost)" if array.dtype.kind == "c" else ""
-        raise DecodingFailure(f"tensor dtype {array.dtype} is refused{why}: expected real numbers (float or int)")
+        what = f"tensor dtype {array.dtype}" if isinstance(tensor, np.ndarray) else f"input ({_describe(tensor)}, read as dtype {array.dtype})"
+        raise DecodingFailure(f"{what} is refused{why}: expected real numbers (float or int)")
     if array.ndim != 3 or array.shape[1] != array.shape[2] or array.shape[0] < layout.BASE_CHANNELS:
         hint = "; a batch? use decode_batch" if array.ndim == 4 else ""
         raise DecodingFailure(f"bad shape {array.shape}: expected (C ≥ {layout.BASE_CHANNELS}, S, S){hint}")
@@ -278,6 +279,11 @@ def check_lattice(lattice) -> None:
     condition = float(np.linalg.cond(lattice.matrix))
     if not condition <= MAX_CONDITION:
         raise DecodingFailure(f"lattice matrix is ill-conditioned (condition number {condition:.3g} > {MAX_CONDITION:g})")
+    # a, b, c can all be long while a combination of them is short (three ~120° angles):
+    # the LLL-reduced cell shows the lattice's short vectors.
+    shortest = min(lattice.get_lll_reduced_lattice().abc)
+    if shortest < MIN_LENGTH:
+        raise DecodingFailure(f"the lattice has a vector of {shortest:.3g} Å (after LLL reduction), below {MIN_LENGTH} Å: atoms sit that close to their own images")
 
 
 def check_structure(structure) -> None:
@@ -395,13 +401,14 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
     if len(structure) > SNAP_MAX_SITES:
         return structure, f"not snapped to space group {spacegroup}: {len(structure)} sites > {SNAP_MAX_SITES}"
     start = time.perf_counter()
+    reduced = structure.get_reduced_structure("LLL")  # spglib took 28 s per call on a (5, 252, 5 Å; 60°) cell, 3 ms reduced
     found_insane = None
     with quiet_spglib(), _quiet():
         for symprec in tolerances:
             if time.perf_counter() - start > budget:
                 return structure, f"not snapped to space group {spacegroup}: time budget {budget:g} s spent before tolerance {symprec:g} Å"
             try:
-                analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+                analyzer = SpacegroupAnalyzer(reduced, symprec=symprec)
                 if analyzer.get_space_group_number() != spacegroup:
                     continue
                 refined = analyzer.get_refined_structure()

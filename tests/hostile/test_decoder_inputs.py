@@ -120,7 +120,7 @@ def test_decode_batch_takes_one_tensor_as_a_batch_of_one(clean):
         (lambda t: t.astype(object), "object"),
         (lambda t: t.astype(str), "<U"),
         (lambda t: np.zeros(t.shape, dtype="datetime64[s]"), "datetime64"),
-        (lambda t: None, "dtype object"),
+        (lambda t: None, "input (a NoneType, read as dtype object)"),
         (lambda t: t[0], "bad shape (64, 64)"),
         (lambda t: t[None], "use decode_batch"),
         (lambda t: t[None, None], "bad shape (1, 1, 4, 64, 64)"),
