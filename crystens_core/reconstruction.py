@@ -401,14 +401,16 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
     if len(structure) > SNAP_MAX_SITES:
         return structure, f"not snapped to space group {spacegroup}: {len(structure)} sites > {SNAP_MAX_SITES}"
     start = time.perf_counter()
-    reduced = structure.get_reduced_structure("LLL")  # spglib took 28 s per call on a (5, 252, 5 Å; 60°) cell, 3 ms reduced
+    reduced = structure.get_reduced_structure("LLL")  # short, near-orthogonal vectors help spglib too
     found_insane = None
     with quiet_spglib(), _quiet():
         for symprec in tolerances:
             if time.perf_counter() - start > budget:
                 return structure, f"not snapped to space group {spacegroup}: time budget {budget:g} s spent before tolerance {symprec:g} Å"
             try:
-                analyzer = SpacegroupAnalyzer(reduced, symprec=symprec)
+                # angle_tolerance=-1: spglib's own criterion. pymatgen's default 5° made
+                # single calls take 2–70 s on skewed or near-degenerate cells (0.5 ms with −1).
+                analyzer = SpacegroupAnalyzer(reduced, symprec=symprec, angle_tolerance=-1)
                 if analyzer.get_space_group_number() != spacegroup:
                     continue
                 refined = analyzer.get_refined_structure()
@@ -418,7 +420,7 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
                 found_insane = f"not snapped to space group {spacegroup}: the refined cell at {symprec:g} Å is not sane ({exc})"
             except Exception:  # spglib failure at this tolerance: try the next
                 continue
-    return structure, found_insane or f"not snapped: spglib does not find space group {spacegroup} at tolerances up to {max(tolerances):g} Å"
+    return structure, found_insane or f"not snapped to space group {spacegroup}: spglib does not find it at tolerances up to {max(tolerances):g} Å"
 
 
 def cluster_periodic_span(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
