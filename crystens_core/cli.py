@@ -6,6 +6,7 @@ import errno
 import json
 import sys
 import traceback
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -141,8 +142,17 @@ def main(debug: bool) -> None:
     Exit status: 0 done; 1 a known failure, printed as one line `error: ...` that
     names the input and the reason; 2 a usage error; 70 an unexpected (internal)
     error, printed as one line `internal error: ...`. --debug adds the traceback.
+    Warnings (a damaged checkpoint skipped, data changed on resume, ...) print as one
+    line `warning: ...` (with --debug, in Python's form with file and line).
     """
     _enable_faulthandler()
+    if not debug:
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """One line ``warning: <message>`` on stderr (what the user needs; --debug keeps Python's form)."""
+    click.echo(f"warning: {_one_line(str(message))}", err=True)
 
 
 def _enable_faulthandler() -> None:

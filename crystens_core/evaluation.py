@@ -498,7 +498,7 @@ class ReferenceStructures(list):
         self.name = name
 
 
-def _checked_reference(reference) -> tuple[list, SkipReport]:
+def checked_reference(reference) -> tuple[list, SkipReport]:
     """The reference structures and their skip report; a plain list is checked here
     (a :class:`~crystens_core.data.CrystalDataset` was checked when it was loaded)."""
     from crystens_core.data import CrystalDataset
@@ -556,7 +556,7 @@ def evaluate_generated(
     """
     from crystens_core import __version__
 
-    reference_structures, reference_skipped = _checked_reference(reference)
+    reference_structures, reference_skipped = checked_reference(reference)
     evaluation = run_metrics(metrics, tensors=generated.tensors, structures=generated.structures, reference=reference_structures, stability_threshold=stability_threshold, on_metric=on_metric)
     details = dict(evaluation.details)
     same_symprec = getattr(metrics.get("ks"), "symprec", None) == symprec

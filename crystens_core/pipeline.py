@@ -57,7 +57,7 @@ class CrystalPipeline:
         else:
             self.metrics = {m if isinstance(m, str) else type(m).__name__: get_metric(m) if isinstance(m, str) else m for m in metrics}
         self.scaler = scaler
-        self.reference_: list = []
+        self.reference_: Any = []  # the training dataset after fit (its name reaches the metrics)
 
     def encode(self, dataset) -> np.ndarray:
         """Raw tensors of a :class:`~crystens_core.data.CrystalDataset` (its space groups when it has them)."""
@@ -77,7 +77,7 @@ class CrystalPipeline:
         if getattr(dataset, "name", "") and "data_name" in inspect.signature(self.generator.fit).parameters:
             fit_options.setdefault("data_name", dataset.name)
         self.generator.fit(tensors, scaler=self.scaler, encoder_config=config, **fit_options)
-        self.reference_ = list(dataset.structures)
+        self.reference_ = dataset
         return self
 
     def sample(self, n: int, *, seed: int = 0, progress: bool = False) -> Samples:
@@ -88,7 +88,8 @@ class CrystalPipeline:
     def evaluate(self, samples: Samples, reference: list | None = None, details: dict | None = None) -> dict[str, dict[str, Any]]:
         """Every metric on the samples; ``reference`` defaults to the training structures.
 
-        Metrics get one structure per tensor (None where decoding failed). A metric that
+        Metrics get one structure per tensor (None where decoding failed or the structure
+        fails :func:`crystens_core.structures.structure_problem`). A metric that
         raises gives ``{"error": "..."}`` and the others still run. ``figures["sun"]``
         (the S.U.N. rate) is added when the metrics' details have ``is_unique``,
         ``is_novel`` and ``e_above_hull``.
@@ -109,11 +110,9 @@ class CrystalPipeline:
 
     def evaluate_with_details(self, samples: Samples, reference: list | None = None):
         """Like :meth:`evaluate`, returning a :class:`crystens_core.evaluation.Evaluation`."""
-        from crystens_core.evaluation import run_metrics
+        from crystens_core.evaluation import checked_reference, run_metrics
+        from crystens_core.structures import structure_problem
 
-        return run_metrics(
-            self.metrics,
-            tensors=samples.tensors,
-            structures=samples.aligned_structures,
-            reference=reference if reference is not None else self.reference_,
-        )
+        structures = [s if s is not None and structure_problem(s) is None else None for s in samples.aligned_structures]
+        reference_structures, _ = checked_reference(reference if reference is not None else self.reference_)
+        return run_metrics(self.metrics, tensors=samples.tensors, structures=structures, reference=reference_structures)

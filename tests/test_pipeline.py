@@ -59,3 +59,32 @@ def test_evaluate_keeps_details_aligned_with_the_tensors(mp20_sample, encoder):
     assert figures["sites"]["mean_sites"] == pytest.approx(np.mean([len(s) for i, s in enumerate(data.structures) if i != 4]))
     evaluation = pipeline.evaluate_with_details(samples, data.structures)
     assert set(evaluation.seconds) == {"ks", "self-consistency", "sites"} and evaluation.sun is None
+
+
+def test_evaluate_never_hands_a_metric_a_structure_that_fails_the_check(mp20_sample):
+    """A generated or reference structure with a NaN or flat cell reaches no metric (spglib would crash on it)."""
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    from crystens_core.pipeline import CrystalPipeline, Samples
+    from crystens_core.results import DecodeResult
+
+    class Recorder:
+        """A metric that keeps what it was given."""
+
+        requires = ("structures", "reference")
+
+        def compute(self, *, structures, reference, **_):
+            self.structures, self.reference = structures, reference
+            return {"n_used": sum(s is not None for s in structures)}
+
+    good = mp20_sample.structures[0]
+    nan_cell = Structure(Lattice(np.diag([np.nan, 4.0, 4.0])), ["Na"], [[0, 0, 0]])
+    flat = Structure(Lattice([[4.0, 0, 0], [4.0, 0, 0], [0, 0, 4.0]]), ["Cl"], [[0, 0, 0]])  # zero volume
+    results = [DecodeResult(structure=s) for s in (good, nan_cell, flat)]
+    recorder = Recorder()
+    pipeline = CrystalPipeline("gan", metrics={"recorder": recorder})
+    figures = pipeline.evaluate(Samples(np.zeros((3, 4, 64, 64), dtype=np.float32), results), reference=[good, nan_cell])
+    assert figures["recorder"]["n_used"] == 1
+    assert recorder.structures[0] is good and recorder.structures[1:] == [None, None]
+    assert list(recorder.reference) == [good]

@@ -285,3 +285,5 @@ def test_crystens_train_names_both_datasets_and_accepts_the_change_with_a_flag(m
     accepted = runner.invoke(main, [*base, "--data", str(tmp_path / "second.csv"), "--steps", "2", "--allow-data-change"])
     assert accepted.exit_code == 0, accepted.output
     assert json.loads((tmp_path / "run" / "run.json").read_text())["steps"] == 2
+    warned = [line for line in accepted.output.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and "second.csv" in warned[0] and "CheckpointWarning" not in accepted.output  # one line, no Python form
