@@ -53,6 +53,10 @@ MAX_ENTRY = 1e6
 SNAP_TIME_BUDGET = 0.5
 #: Most sites a structure may have for ``snap_to_spacegroup`` (8 × the 52 of MPTS-52).
 SNAP_MAX_SITES = 416
+#: spglib tolerances must stay below this fraction of the shortest distance between
+#: atoms (periodic images included): near it spglib's cost grows steeply (0.5 s per
+#: call at 0.3 Å on a cell with a 0.58 Å vector) and neighbours count as one atom.
+SNAP_TOLERANCE_FRACTION = 0.25
 
 
 class DecodingFailure(Exception):
@@ -389,7 +393,8 @@ def quiet_spglib():
 
 def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3), budget: float = SNAP_TIME_BUDGET):
     """The refined structure in ``spacegroup`` at the smallest tolerance (Å) where spglib
-    finds it and the result is a sane crystal (:func:`check_structure`).
+    finds it and the result is a sane crystal (:func:`check_structure`). Tolerances of
+    :data:`SNAP_TOLERANCE_FRACTION` × the shortest interatomic distance or more are skipped.
 
     Returns:
         ``(structure, note)``: the refined structure and None, or the structure
@@ -402,9 +407,15 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
         return structure, f"not snapped to space group {spacegroup}: {len(structure)} sites > {SNAP_MAX_SITES}"
     start = time.perf_counter()
     reduced = structure.get_reduced_structure("LLL")  # short, near-orthogonal vectors help spglib too
+    distances = reduced.lattice.get_all_distances(reduced.frac_coords, reduced.frac_coords)
+    np.fill_diagonal(distances, np.inf)
+    shortest = min(float(distances.min()), min(reduced.lattice.abc))
+    usable = [symprec for symprec in tolerances if symprec < SNAP_TOLERANCE_FRACTION * shortest]
+    if not usable:
+        return structure, f"not snapped to space group {spacegroup}: atoms {shortest:.3g} Å apart leave no tolerance below {SNAP_TOLERANCE_FRACTION:g} × that"
     found_insane = None
     with quiet_spglib(), _quiet():
-        for symprec in tolerances:
+        for symprec in usable:
             if time.perf_counter() - start > budget:
                 return structure, f"not snapped to space group {spacegroup}: time budget {budget:g} s spent before tolerance {symprec:g} Å"
             try:
@@ -420,7 +431,7 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
                 found_insane = f"not snapped to space group {spacegroup}: the refined cell at {symprec:g} Å is not sane ({exc})"
             except Exception:  # spglib failure at this tolerance: try the next
                 continue
-    return structure, found_insane or f"not snapped to space group {spacegroup}: spglib does not find it at tolerances up to {max(tolerances):g} Å"
+    return structure, found_insane or f"not snapped to space group {spacegroup}: spglib does not find it at tolerances up to {max(usable):g} Å"
 
 
 def cluster_periodic_span(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
