@@ -9,8 +9,10 @@ read back as CIF, failures without a clear reason, bytes written to stderr (fd 2
 e.g. by spglib) and p50/p99/max decode time per input.
 
     python benchmarks/fuzz_decoders.py --count 100000 --seed 0 --workers 1 --json fuzz.json
+    python benchmarks/fuzz_decoders.py --real-data ../shared/data --decoders auto
 
-Exit status 1 when any exception, bad ok result or unclear failure was found.
+Exit status 1 when any exception, bad ok result or unclear failure was found (with
+``--real-data``: when an ok result does not read back as CIF).
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoders", nargs="*", help="decoder names (default: every registered decoder)")
     parser.add_argument("--json", help="write the figures and findings to this file")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--real-data", metavar="DIR", help="instead: decode every real structure of every CSV under DIR (the bounds must fail none)")
     args = parser.parse_args(argv)
+    if args.real_data:
+        return real_data_check(args.real_data, args.decoders, args.json)
 
     from tqdm.auto import tqdm
 
@@ -113,6 +118,47 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=1, default=str)
     found = report.exceptions or report.bad_ok or report.bad_failures
+    return 1 if found else 0
+
+
+def real_data_check(folder: str, names: list[str] | None, json_path: str | None) -> int:
+    """Encode every structure of every ``*.csv[.gz]`` under ``folder`` and decode it with each
+    decoder (every 10th also with ``snap_to_spacegroup``); count failures and CIF problems."""
+    import glob
+    import warnings
+
+    import numpy as np
+
+    from crystens_core.data import load_dataset
+    from crystens_core.fuzzing import cif_round_trip_problem
+    from crystens_core.plugins import get_decoder, get_encoder, list_components
+
+    warnings.simplefilter("ignore")
+    encoder = get_encoder("crystens")
+    figures, found = {}, 0
+    for path in sorted(glob.glob(os.path.join(folder, "**", "*.csv*"), recursive=True)):
+        data = load_dataset(path, max_sites=encoder.max_sites)
+        tensors = encoder.encode_batch(data.structures, data.spacegroups)
+        for name in names or list_components("decoder"):
+            for snap, step in ((False, 1), (True, 10)):
+                decoder = get_decoder(name, snap_to_spacegroup=snap)
+                reasons, seconds, cif_problems = {}, [], 0
+                for index in range(0, len(tensors), step):
+                    start = time.perf_counter()
+                    result = decoder.decode(tensors[index])
+                    seconds.append(time.perf_counter() - start)
+                    if not result.ok:
+                        reasons[result.reason] = reasons.get(result.reason, 0) + 1
+                    elif index % 10 == 0 and cif_round_trip_problem(result.structure):
+                        cif_problems += 1
+                times = np.asarray(seconds) * 1e3
+                key = f"{os.path.relpath(path, folder)} {name}{' snap' if snap else ''}"
+                figures[key] = {"decoded": len(seconds), "failed": sum(reasons.values()), "cif_problems": cif_problems, "p50_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)), "max_ms": float(times.max()), "reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])[:5])}
+                found += cif_problems
+                print(key, json.dumps(figures[key]), flush=True)
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump(figures, handle, indent=1)
     return 1 if found else 0
 
 

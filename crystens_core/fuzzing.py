@@ -407,6 +407,8 @@ def fuzz(indices: Sequence[int] | range, seed: int, real: np.ndarray, variants: 
                 raise
             report.seconds.append(time.perf_counter() - start)
             report.exceptions.append((index, label, f"{type(exc).__name__}: {exc}"[:300]))
+            if progress is not None:
+                progress(1)
             continue
         elapsed = time.perf_counter() - start
         report.seconds.append(elapsed)
@@ -421,6 +423,8 @@ def fuzz(indices: Sequence[int] | range, seed: int, real: np.ndarray, variants: 
             json.dumps(result.summary(), allow_nan=False)
         except ValueError:
             report.nonfinite_summaries += 1
+        except TypeError as exc:  # not JSON at all
+            report.exceptions.append((index, label, f"summary() is not JSON: {exc}"[:300]))
         if result.ok:
             report.ok += 1
             problem = cif_round_trip_problem(result.structure)
