@@ -30,7 +30,7 @@ import numpy as np
 
 from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, parse_source_row, read_source_report, row_ids
 from crystens_core.errors import DatasetError
-from crystens_core.safe_io import json_safe
+from crystens_core.structures import quiet_spglib
 
 #: A structure is stable when its energy above hull is at most this (eV/atom).
 STABILITY_THRESHOLD = 0.1
@@ -473,8 +473,7 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
             values[name][i] = value
         if known_groups is None or len(known_groups) != len(structures):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with quiet_spglib():
                     values["spacegroup"][i] = SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number()
             except Exception:  # spglib fails on some generated cells: NaN for this property only
                 pass

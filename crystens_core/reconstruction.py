@@ -9,7 +9,6 @@ the tensor *before* any averaged value is written anywhere.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crystens_core import layout
+from crystens_core.structures import quiet_spglib
 
 #: Smallest cell volume (Å³) a decoded lattice may have (CDVAE's structural validity).
 MIN_VOLUME = 0.1
@@ -375,20 +375,6 @@ def build_structure(lattice, numbers: np.ndarray, coordinates: np.ndarray):
 
     species = [_element(int(z)) for z in numbers]
     return Structure(lattice, species, coordinates, validate_proximity=False)
-
-
-@contextmanager
-def quiet_spglib():
-    """Silence spglib's C-level warnings ("spglib: ..." on stderr) inside the block, unless
-    the user set ``SPGLIB_WARNING`` themselves."""
-    if "SPGLIB_WARNING" in os.environ:
-        yield
-        return
-    os.environ["SPGLIB_WARNING"] = "OFF"
-    try:
-        yield
-    finally:
-        os.environ.pop("SPGLIB_WARNING", None)
 
 
 def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3), budget: float = SNAP_TIME_BUDGET):

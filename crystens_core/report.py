@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from crystens_core.evaluation import PROPERTY_LABELS, STABILITY_THRESHOLD, json_safe
-from crystens_core.safe_io import atomic_file, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from crystens_core.evaluation import PROPERTY_LABELS, STABILITY_THRESHOLD
+from crystens_core.safe_io import atomic_file, json_safe, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 DETAILS_FILE = "details.npz"
 METRICS_FILE = "metrics.json"

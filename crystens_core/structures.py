@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -118,3 +120,21 @@ def structure_problem(structure) -> tuple[str, str] | None:
     if unknown:
         return UNKNOWN_ELEMENT, f"not an element: {', '.join(unknown)}"
     return None
+
+
+@contextmanager
+def quiet_spglib():
+    """Silence spglib inside the block: its C-level messages ("spglib: ..." on stderr, unless
+    the user set ``SPGLIB_WARNING`` themselves) and the Python warnings around it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "SPGLIB_WARNING" in os.environ:
+            yield
+            return
+        os.environ["SPGLIB_WARNING"] = "OFF"
+        try:
+            yield
+        finally:
+            os.environ.pop("SPGLIB_WARNING", None)

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
-from crystens_core.structures import content_key
+from crystens_core.structures import content_key, quiet_spglib
 
 STRUCTURE_FINGERPRINT_SIZE = 61
 COMPOSITION_FINGERPRINT_SIZE = 132
@@ -57,8 +57,7 @@ def _orbits(structure) -> tuple[np.ndarray, np.ndarray]:
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_spglib():
             equivalent = np.asarray(SpacegroupAnalyzer(structure, symprec=ORBIT_SYMPREC).get_symmetry_dataset().equivalent_atoms)
         representatives, sizes = np.unique(equivalent, return_counts=True)
         return representatives, sizes

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from crystens_core.structures import content_key, structure_list
+from crystens_core.structures import content_key, quiet_spglib, structure_list
 
 PROPERTIES = ("a", "b", "c", "alpha", "beta", "gamma", "spacegroup", "atomic_number", "density", "n_elements")
 #: Properties with one value per structure (atomic_number has one per site).
@@ -34,8 +34,7 @@ def spacegroup_number(structure, symprec: float = 0.1) -> float:
         _spacegroup_cache.move_to_end(key)
         return _spacegroup_cache[key]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_spglib():
             number = float(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception:  # spglib fails on some generated cells: count them out of this property only
         number = float("nan")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,7 +90,7 @@ class CrysTensEncoder:
                 unknown element; see ``crystens_core.structures.structure_problem``),
                 disordered, too many sites, or a space group that cannot be determined.
         """
-        from crystens_core.structures import structure_problem
+        from crystens_core.structures import quiet_spglib, structure_problem
 
         problem = structure_problem(structure)  # before spglib, which crashes the process on a NaN cell
         if problem:
@@ -101,8 +100,7 @@ class CrysTensEncoder:
             from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+                with quiet_spglib():
                     analyzer = SpacegroupAnalyzer(structure, symprec=self.symprec)
                     if self.cell == "conventional":
                         structure = analyzer.get_conventional_standard_structure()

@@ -10,6 +10,7 @@ from pymatgen.core import Lattice, Structure
 
 from crystens_core import get_decoder, layout, reconstruction
 from crystens_core.fuzzing import cif_round_trip_problem
+from crystens_core.structures import quiet_spglib
 
 DECODERS = ("auto", "paper")
 
@@ -172,7 +173,7 @@ def test_spglib_is_silenced(capfd, monkeypatch):
 
     analyse()
     assert "spglib:" in capfd.readouterr().err  # the control: spglib prints from C
-    with reconstruction.quiet_spglib():
+    with quiet_spglib():
         analyse()
     assert capfd.readouterr().err == ""
 
