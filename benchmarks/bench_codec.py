@@ -8,7 +8,7 @@ Everything runs in one process so that the figures are comparable:
        preallocated ``out=`` buffer (best of a few repeats after a warm-up);
    (c) encoding with the space group found by spglib (``spacegroups=None``);
    (d) decoding with the ``auto`` and ``paper`` decoders, per clean tensor;
-   with ratios to the parse time and to the authors' published figures (SPEC.md §6).
+   with ratios to the parse time and to the authors' published figures (Alverson et al. 2024).
 2. Round trip encode → decode → ``StructureMatcher()`` (default tolerances) on the
    shipped samples and on the MPTS-52 test split, with failures by reason.
 3. Noise robustness: Gaussian noise added in the scaled space of a ``FieldScaler``
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-# --- published figures of the authors' code (SPEC.md §6) and targets --------------------
+# --- published figures of the authors' code (Alverson et al. 2024) and targets --------------------
 AUTHORS_BUILD_MS_20 = 2.2  # tensor build alone, 20-site structure
 AUTHORS_BUILD_MS_52 = 9.9  # tensor build alone, 52-site structure
 AUTHORS_FULL_ENCODE_MS = (31.0, 45.0)  # parse + primitive cell + spglib + build, per CIF
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     show(table(["set", "decoder", "N", "matched", "rate", "failed"],
                [[t["set"], t["decoder"], t["n"], t["matched"], f"{100 * t['rate']:.2f} %", t["n"] - t["matched"]] for t in trips],
                "Match rates"))
-    show(f"(authors' code, SPEC.md §6: {AUTHORS_ROUND_TRIP[0]}/{AUTHORS_ROUND_TRIP[1]} = {100 * AUTHORS_ROUND_TRIP[0] / AUTHORS_ROUND_TRIP[1]:.1f} % of clean tensors)")
+    show(f"(authors' code, Alverson et al. 2024: {AUTHORS_ROUND_TRIP[0]}/{AUTHORS_ROUND_TRIP[1]} = {100 * AUTHORS_ROUND_TRIP[0] / AUTHORS_ROUND_TRIP[1]:.1f} % of clean tensors)")
     auto_mpts = next((t for t in trips if t["set"] == "MPTS-52 test" and t["decoder"] == "auto"), None)
     if auto_mpts is not None:
         show(f"Target auto ≥ {100 * TARGET_ROUND_TRIP:.1f} % on MPTS-52 test"

@@ -18,8 +18,8 @@ Two steps, two Python environments:
 
 Usage (the reference environment is a throwaway venv, not a crystens dependency)::
 
-    python -m venv /tmp/smact221 && /tmp/smact221/bin/pip install smact==2.2.1
-    python benchmarks/cdvae_smact_reference.py ../shared/data --reference-python /tmp/smact221/bin/python
+    python -m venv smact221 && smact221/bin/pip install smact==2.2.1
+    python benchmarks/cdvae_smact_reference.py ../shared/data --reference-python smact221/bin/python
 
 writes ``tests/fixtures/cdvae_smact_validity.csv.gz`` with the columns
 ``elements`` (space-separated symbols, by Z), ``counts`` (space-separated) and

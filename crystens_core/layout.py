@@ -1,4 +1,4 @@
-"""The CrysTens tensor layout (SPEC.md §1), shared by encoders, decoders and layers.
+"""The CrysTens tensor layout (Alverson et al., Digital Discovery 2024), shared by encoders, decoders and layers.
 
 A crystal with A ≤ ``max_sites`` sites is a float32 array of shape (C, S, S),
 S = 12 + max_sites, channels first:

@@ -1,4 +1,4 @@
-"""Shared steps of turning a raw CrysTens tensor back into a crystal (SPEC.md §2).
+"""Shared steps of turning a raw CrysTens tensor back into a crystal (the paper's post-processing, Alverson et al. 2024).
 
 Decoders compose these: find the sites, average the repeated header copies,
 combine absolute and relative (pair-block) coordinates, build and validate the
@@ -177,7 +177,7 @@ class HeaderAverages:
         coordinates: mean fractional coordinates per site, periodic mean, (A, 3).
         lattice: a, b, c (Å), α, β, γ (degrees), (6,).
         spacegroup: mean space group number (not rounded).
-        variances: population variances of the copies (SPEC.md §2 Table 1).
+        variances: population variances of the copies (the paper's Table 1).
     """
 
     sites: np.ndarray
