@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Self-consistency figures of SPEC.md §2, in the units of the raw tensor:
+#: Self-consistency figures (the paper's Tables 1–2, plus the Z variance), in the units of the raw tensor:
 #: Å² (lengths), degrees² (angles), space-group number², fractional² (coordinates),
 #: fractional (ΔCoordinate/atom) and distance units (ΣPairwise/atom).
 CONSISTENCY_FIGURES: tuple[str, ...] = (

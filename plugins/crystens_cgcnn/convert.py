@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m crystens_cgcnn.convert /work/shared/weights/cgcnn [-o plugins/crystens_cgcnn/weights]
+    python -m crystens_cgcnn.convert ../shared/weights/cgcnn [-o plugins/crystens_cgcnn/weights]
 
 For each regression model (see :data:`crystens_cgcnn.properties.PROPERTIES`) this
 writes ``<property>.safetensors`` (the state dict, float32, exactly as stored) and

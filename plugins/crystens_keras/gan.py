@@ -11,7 +11,7 @@ from crystens_keras.networks import build_discriminator, build_generator, gan_fi
 class KerasGAN(KerasAdversarialGenerator):
     """Generator and sigmoid discriminator trained against each other with binary cross-entropy.
 
-    Networks (SPEC.md §7, :mod:`crystens_keras.networks`): a generator of dense layers
+    Networks (paper Appendix B and the authors' code, :mod:`crystens_keras.networks`): a generator of dense layers
     reshaped to 16 × 16 × 4 and eight 3-D transposed convolutions with dense skips
     of the latent, ReLU and batch norm, ending in a sigmoid (64, 64, 4, 1) volume; a
     discriminator of 3-D convolutions and a dense branch with LeakyReLU(0.2) and

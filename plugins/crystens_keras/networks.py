@@ -1,9 +1,9 @@
-"""The paper's Keras networks (SPEC.md §7): 3-D convolutions over the tensor as a volume.
+"""The paper's Keras networks (Appendix B): 3-D convolutions over the tensor as a volume.
 
 The project's tensors are channels first, (C, S, S); the networks see them as the
 paper did, a (S, S, C, 1) volume whose C channels are a depth axis that the 3-D
 convolutions slide along (:func:`to_volume`, :func:`from_volume`). For the paper's
-64 × 64 × 4 the layer stacks are exactly those of SPEC.md §7 (filters scaled by
+64 × 64 × 4 the layer stacks are exactly those of the authors' published code (filters scaled by
 ``width``); other sizes and channel counts are handled by padding the
 discriminator's input to at least 64 × 64 and by growing the generator's map to
 the next size it reaches and cropping (see :func:`generator_geometry`).

@@ -12,7 +12,7 @@ class KerasWGANGP(KerasAdversarialGenerator):
     """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017) on the paper's networks.
 
     Each step trains the critic ``critic_steps`` times on the same real batch with
-    fresh latents and the generator once. Networks (SPEC.md §7): the generator is a
+    fresh latents and the generator once. Networks (paper Appendix B, layers as in the authors' code): the generator is a
     Dense(1024) reshaped to 16 × 16 × 4, eight 3-D transposed convolutions and a
     stride-2 one, layer norm and LeakyReLU(0.2), sigmoid output; the critic is ten
     3-D convolutions and two strided ones with layer norm and LeakyReLU(0.2) — no

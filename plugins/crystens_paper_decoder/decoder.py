@@ -1,4 +1,4 @@
-"""The paper's post-processing (§3.2.1), as written but without the defects of SPEC.md §6.
+"""The paper's post-processing (§3.2.1), as written but without the defects of the authors' published code.
 
 Sites are counted from the Z entries; every copy has equal weight; periodic
 differences are wrapped; k-means is seeded; overlapping sites are merged so the

@@ -4,7 +4,7 @@ For every tensor the decoder reports the variances of the repeated copies
 (lattice lengths in Å², angles in degrees², space group, fractional coordinates,
 atomic numbers), ΔCoordinate/atom (fractional) and ΣPairwise/atom (channel-0
 units, Å by default), computed on the tensor before any averaging is written
-back (SPEC.md §2). This metric averages each figure over the tensors that have
+back (the paper's Tables 1–2). This metric averages each figure over the tensors that have
 one, and reports the share of tensors that decode to a structure.
 """
 

@@ -7,4 +7,4 @@ from crystens_core import hookimpl
 def crystens_register_encoders(register):
     from crystens_tensor.encoder import CrysTensEncoder
 
-    register("crystens", CrysTensEncoder, description="The CrysTens tensor of Alverson et al. (2024), SPEC.md §1")
+    register("crystens", CrysTensEncoder, description="The CrysTens tensor of Alverson et al. (2024), §3.1")

@@ -1,7 +1,7 @@
 """2-D convolutional networks over the (C, S, S) tensor, shared by the torch GAN and WGAN-GP.
 
 The paper's Keras networks treat the tensor as a (64, 64, 4, 1) volume and mix 3-D
-convolutions with dense skips (SPEC.md §7); these are DCGAN-style 2-D
+convolutions with dense skips (Appendix B of the paper); these are DCGAN-style 2-D
 convolutions over the C channels (see docs/generators.md for the difference).
 Sides that are not a multiple of 16 are handled by generating the next multiple
 and cropping (generator) or zero-padding (discriminator).

@@ -7,7 +7,7 @@ electronegativity 0.33 in 2.2.1 became 1.33), which changes the answer for real
 compositions, so crystens ships the 2.2.1 values for elements 1–103. Run with a
 Python that has ``smact==2.2.1`` (a throwaway venv; crystens never imports it)::
 
-    /tmp/smact221/bin/python plugins/crystens_validity/build_table.py
+    python plugins/crystens_validity/build_table.py   # in that throwaway venv
 
 SMACT is MIT-licensed (data/LICENSE-SMACT).
 """
