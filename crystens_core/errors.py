@@ -38,26 +38,25 @@ class PluginError(CrystensError):
     """A plugin misbehaved while being used (for example called ``sys.exit`` from a factory)."""
 
 
-class EncodingError(CrystensError, ValueError):
-    """A structure that cannot be encoded; ``reason`` is a short category."""
+class ReasonError(CrystensError, ValueError):
+    """A failure with a short category ``reason`` (what skip reports count) and a ``detail``."""
 
     def __init__(self, reason: str, detail: str = ""):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class EncodingError(ReasonError):
+    """A structure that cannot be encoded; ``reason`` is a short category."""
 
 
 class DatasetError(CrystensError, ValueError):
     """A dataset that cannot be read at all (missing file, missing column, bad checksum)."""
 
 
-class InvalidStructureError(CrystensError, ValueError):
+class InvalidStructureError(ReasonError):
     """A parsed structure that is not a crystal (bad cell, coordinates or elements); ``reason`` is a short category."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 class SettingsError(CrystensError, ValueError):

@@ -23,13 +23,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+def missing(message: str, hint: str = "") -> None:
+    """Skip the test with ``message``, or fail it under ``CI=true``, where what it needs must be there."""
+    if in_ci():
+        pytest.fail(f"{message}; CI=true requires it{hint}", pytrace=False)
+    pytest.skip(message)
+
+
 def require(path: Path, what: str) -> Path:
     """``path`` if it exists; otherwise skip with a reason, or fail under ``CI=true``."""
     if not path.exists():
-        message = f"{path} ({what}) is not present"
-        if in_ci():
-            pytest.fail(f"{message}; CI=true requires it (put the shared folder beside the repository)", pytrace=False)
-        pytest.skip(message)
+        missing(f"{path} ({what}) is not present", " (put the shared folder beside the repository)")
     return path
 
 
@@ -54,10 +58,7 @@ def program():
         for name in names:
             if path := shutil.which(name):
                 return path
-        message = f"{' / '.join(names)} is not installed ({install})"
-        if in_ci():
-            pytest.fail(f"{message}; CI=true requires it", pytrace=False)
-        pytest.skip(message)
+        missing(f"{' / '.join(names)} is not installed ({install})")
 
     return find
 
