@@ -2,24 +2,34 @@
 
 :class:`GeneratorBase` holds the presets and settings (the constructor arguments),
 the fitted scaler, the encoder settings, the step counter and loss history, the
-``crystens.json`` record, and the checks before training starts or resumes. The
-torch base (``crystens_torch.generator.TorchGenerator``) and the Keras base
-(``crystens_keras.generator.KerasGenerator``) add the networks, the training loop,
-sampling and the weight files. This module imports no deep-learning library.
+``crystens.json`` record, the checks before training starts or resumes, and the one
+training loop, sampling loop and checkpoint code of every generator: batch indices
+and step seeds, history, progress bar, checkpoint cadence, the time limit (agreed
+across processes), resume from the newest intact checkpoint, ``sample`` in chunks
+with unscaling and the structural-zero mask, ``save_pretrained`` / ``from_pretrained``.
+
+A backend (a base class per deep-learning library) implements only the hooks listed
+in :class:`GeneratorBase` ("backend hooks"): build, one training step, one generation
+call, weight and optimiser I/O and the cross-process agreement. This module imports
+no deep-learning library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import math
+import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from crystens_core import __version__
+from crystens_core import __version__, layout
 from crystens_core.errors import CrystensError, SettingsError
 from crystens_core.pretrained import (
     CONFIG_NAME,
@@ -29,8 +39,10 @@ from crystens_core.pretrained import (
     CheckpointMismatchError,
     CheckpointWarning,
     PretrainedError,
+    commit_checkpoint,
     newest_intact_checkpoint,
     read_pretrained_config,
+    write_json_atomic,
 )
 from crystens_core.safe_io import path_inside, read_json
 from crystens_core.scaler import FieldScaler
@@ -101,7 +113,17 @@ def _json_kind(value: Any) -> str:
 
 
 class GeneratorBase:
-    """Presets, settings, scaler and the pretrained record of a generator.
+    """Presets, settings, scaler, the pretrained record, the training and sampling loops.
+
+    Backend hooks (what a deep-learning library's base class implements; everything
+    else is here): :meth:`_ensure_built` and :meth:`_is_built` (networks and
+    optimisers), :meth:`_step_draws` (a step's batch indices and random state from its
+    seed) and :meth:`_train_batch` (one training step), :meth:`_generate_batch` (one
+    generation call), :meth:`_save_weights` / :meth:`_load_weights` and
+    :meth:`_save_optimizer_state` / :meth:`_load_optimizer_state` (weight and optimiser
+    files), and :meth:`_agree` (agree on a flag across processes). Optional:
+    :meth:`_check_device`, :meth:`_training` and :meth:`_sampling` (contexts around the
+    loops), :meth:`_process` and :meth:`_writes_checkpoint` (multi-process runs).
 
     Args:
         preset: a key of ``PRESETS`` ("small" for a CPU, "paper" for the paper's settings).
@@ -267,13 +289,203 @@ class GeneratorBase:
         self._ensure_built(*self.shape[:2])
         return tensors, total, checkpoint_dir
 
+    # -- backend hooks ------------------------------------------------------------------------
     def _ensure_built(self, channels: int, size: int) -> None:
         """Build the networks and optimisers for tensors (channels, size, size) once."""
         raise NotImplementedError
 
+    def _is_built(self) -> bool:
+        """Whether the networks exist (built, fitted or loaded)."""
+        raise NotImplementedError
+
+    def _check_device(self) -> None:
+        """Raise :class:`crystens_core.devices.DeviceError` if the ``device`` setting names a
+        device this machine does not have (called before anything is built)."""
+
+    def _training(self) -> contextlib.AbstractContextManager[Any]:
+        """A context around the training loop (device placement, process group, …)."""
+        return contextlib.nullcontext()
+
+    def _process(self) -> tuple[int, int]:
+        """(index of this process, number of processes) of the running training."""
+        return 0, 1
+
+    def _agree(self, flag: bool) -> bool:
+        """``flag`` agreed across the processes of a training run: true when any process's is."""
+        return flag
+
+    def _step_draws(self, seed: int, count: int, batch_size: int) -> tuple[np.ndarray, Any]:
+        """A training step's ``batch_size`` indices into ``count`` tensors and the backend's
+        random state for the step, all drawn from ``seed`` (see :func:`step_seed`)."""
+        raise NotImplementedError
+
+    def _train_batch(self, batch: np.ndarray, draws: Any) -> Mapping[str, Any]:
+        """One training step on a scaled batch (n, C, S, S) float32 with the state of
+        :meth:`_step_draws`; returns named scalar losses."""
+        raise NotImplementedError
+
+    def _sampling(self) -> contextlib.AbstractContextManager[Any]:
+        """A context around the sampling loop (device placement, evaluation mode, …)."""
+        return contextlib.nullcontext()
+
+    def _generate_batch(self, count: int, seed: int) -> np.ndarray:
+        """``count`` scaled tensors (count, C, S, S) float32, their random numbers drawn from ``seed``."""
+        raise NotImplementedError
+
+    def _save_weights(self, path: Path) -> None:
+        """Write the network weights to ``path`` (:attr:`weights_name`), atomically."""
+        raise NotImplementedError
+
+    def _load_weights(self, path: Path) -> None:
+        """Load the network weights of ``path``; PretrainedError naming what does not fit."""
+        raise NotImplementedError
+
+    def _save_optimizer_state(self, folder: Path) -> dict[str, Any]:
+        """Write the optimisers' state into a checkpoint folder; returns what ``trainer.json`` adds."""
+        raise NotImplementedError
+
+    def _load_optimizer_state(self, folder: Path, trainer: dict[str, Any]) -> None:
+        """Restore the optimisers from a checked checkpoint folder and its ``trainer.json``."""
+        raise NotImplementedError
+
+    def _writes_checkpoint(self) -> bool:
+        """Whether this process writes the checkpoint (after the processes meet, in a multi-process run)."""
+        return True
+
+    # -- the training loop ----------------------------------------------------------------------
+    def fit(
+        self,
+        tensors: np.ndarray,
+        *,
+        steps: int | None = None,
+        scaler: FieldScaler | None = None,
+        encoder_config: dict[str, Any] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = True,
+        progress: bool = True,
+        time_limit: float | None = None,
+        data_name: str | None = None,
+        allow_data_change: bool = False,
+    ) -> "GeneratorBase":
+        """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
+
+        The batch indices and random numbers of step ``t`` come from
+        ``step_seed(seed, t, process)``, so a run resumed from the checkpoint of step
+        ``t`` continues exactly as the uninterrupted run would have.
+
+        Args:
+            tensors: raw CrysTens tensors in physical units (a memory map is fine).
+            steps: total optimisation steps to reach (default: the preset's ``steps``).
+            scaler: a fitted :class:`FieldScaler`; fitted on ``tensors`` when None.
+            encoder_config: the encoder settings, saved with the model.
+            checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
+            resume: continue from the latest checkpoint in ``checkpoint_dir``.
+            progress: show a progress bar with the losses and samples per second.
+            time_limit: stop (and checkpoint) after this many seconds of training; in a
+                multi-process run all processes stop at the same step (the first
+                process out of time decides).
+            data_name: what the tensors are (e.g. the dataset name), recorded with their
+                fingerprint in each checkpoint.
+            allow_data_change: resume from a checkpoint trained on other data (with a
+                warning) instead of refusing.
+
+        Returns:
+            self
+
+        Raises:
+            DeviceError: the ``device`` setting names a device this machine does not have.
+            PretrainedError: no checkpoint of ``checkpoint_dir`` is intact, or the newest
+                intact one is for other settings or data (damaged ones are passed over
+                with a warning).
+        """
+        from crystens_core.progress import progress_bar
+
+        self._check_device()
+        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume, data_name, allow_data_change)
+        batch_size = int(self.settings["batch_size"])
+        with self._training():
+            process, processes = self._process()
+            first_step, started = self.step_, time.perf_counter()
+            bar = progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress and process == 0)
+            with bar:
+                while self.step_ < total:
+                    indices, draws = self._step_draws(step_seed(self.settings["seed"], self.step_, process), len(tensors), batch_size)
+                    raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
+                    losses = self._train_batch(self.scaler_.scale(raw), draws)
+                    self.step_ += 1
+                    record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}
+                    self.history_.append(record)
+                    elapsed = time.perf_counter() - started
+                    throughput = (self.step_ - first_step) * batch_size * processes / max(elapsed, 1e-9)
+                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
+                    bar.update(1)
+                    out_of_time = time_limit is not None and elapsed >= time_limit
+                    if time_limit is not None:
+                        # Each process has its own clock: stop together, or one checkpoints
+                        # while the others wait for it in the next step's gradient exchange.
+                        out_of_time = self._agree(out_of_time)
+                    if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
+                        self._save_checkpoint(checkpoint_dir)
+                    if out_of_time:
+                        break
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    # -- sampling -------------------------------------------------------------------------------
+    def sample(self, n: int, *, seed: int = 0, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """``n`` raw tensors (n, C, S, S) in physical units, channels first, ready for a decoder.
+
+        Generated in chunks of ``batch_size`` (default: the larger of the ``batch_size``
+        setting and 64), the chunk starting at index ``i`` from ``step_seed(seed, i)``;
+        clipped to ``feature_range`` and unscaled. Entries that are zero by construction
+        in the layout are set to zero.
+        """
+        from crystens_core.progress import progress_bar
+
+        if not self._is_built() or self.scaler_ is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() or from_pretrained() first")
+        batch_size = int(batch_size or max(self.settings["batch_size"], 64))
+        channels, size, _ = self.shape
+        structural_zero = layout.field_index_map(channels, size) < 0
+        low, high = self.feature_range
+        chunks = []
+        with self._sampling(), progress_bar(total=n, desc=f"sample {self.name}", unit="tensor", enable=progress) as bar:
+            for start in range(0, n, batch_size):
+                count = min(batch_size, n - start)
+                scaled = np.asarray(self._generate_batch(count, step_seed(seed, start, 0)), dtype=np.float32)
+                raw = self.scaler_.unscale(np.clip(scaled, low, high))
+                raw[:, structural_zero] = 0.0
+                chunks.append(raw.astype(np.float32, copy=False))
+                bar.update(count)
+        return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _save_checkpoint(self, root: Path) -> Path:
+        """Write ``root/step-XXXXXXXX`` atomically (weights, optimiser state, history, config),
+        point ``root/latest`` at it and prune old ones."""
+        if not self._writes_checkpoint():
+            return Path(root)
+
+        def write(folder: Path) -> None:
+            self._save_weights(folder / self.weights_name)
+            extra = self._save_optimizer_state(folder)
+            (folder / TRAINER_NAME).write_text(json.dumps(self._trainer_record(**extra)))
+            (folder / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
+
+        return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
+
     def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
         """Restore networks, optimisers, step and history from a checked checkpoint folder."""
-        raise NotImplementedError
+        self._restore(record, directory)
+        self._load_weights(directory / self.weights_name)
+        self._load_optimizer_state(directory, trainer)
+        self.step_ = int(trainer["step"])
+        self.history_ = list(trainer["history"])
+
+    def _restore(self, record: dict[str, Any], directory: Path) -> None:
+        """Scaler, encoder settings and step from a record, and the networks built (weights not loaded)."""
+        self._restore_record(record, directory)
+        self._ensure_built(*self.shape[:2])
 
     def _validate_checkpoint(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``crystens.json`` record and ``trainer.json`` of a whole checkpoint folder.
@@ -304,6 +516,35 @@ class GeneratorBase:
         return {"step": self.step_, "history": self.history_, "data": getattr(self, "data_", {}), **extra}
 
     # -- persistence ----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``crystens.json`` and the weights file (:attr:`weights_name`) to ``directory`` (created)."""
+        if not self._is_built():
+            raise RuntimeError(f"{self.name} is not fitted; nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_weights(directory / self.weights_name)
+        write_json_atomic(directory / CONFIG_NAME, self._record())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "GeneratorBase":
+        """Load a folder written by :meth:`save_pretrained` (or a checkpoint folder).
+
+        Args:
+            directory: the folder.
+            **overrides: settings to change, e.g. ``device="cpu"``.
+
+        Raises:
+            PretrainedError: missing files, another plugin's or class's folder, or
+                weights whose names or shapes do not fit the model.
+        """
+        directory = Path(directory)
+        record = cls._read_record(directory)
+        generator = cls._from_record(record, directory, **overrides)
+        generator._restore(record, directory)
+        generator._load_weights(directory / cls.weights_name)
+        return generator
+
     def _record(self) -> dict[str, Any]:
         """The ``crystens.json`` record of a pretrained or checkpoint folder."""
         return {

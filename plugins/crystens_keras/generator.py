@@ -1,14 +1,15 @@
-"""`KerasGenerator`: the generator contract for Keras 3 models on TensorFlow.
+"""`KerasGenerator`: the Keras 3 (TensorFlow) backend of the generator contract.
 
-The Keras twin of ``crystens_torch.generator.TorchGenerator``, built on the same
-:class:`crystens_core.generator_base.GeneratorBase` (presets, settings, scaler,
-``crystens.json``): subclasses define the networks (:meth:`build`), the optimisers
-(:meth:`make_optimizers`), one optimisation step in graph code (:meth:`train_step`,
-compiled once with ``tf.function``) and sampling in scaled space (:meth:`generate`).
-This class does the training loop with a progress bar and ``time_limit``, atomic
-checkpoints that resume exactly, ``sample`` in the project's channels-first raw
-layout, and ``save_pretrained`` / ``from_pretrained`` as ``crystens.json`` plus a
-Keras weights file ``model.weights.h5`` (no pickles).
+The Keras twin of ``crystens_torch.generator.TorchGenerator``: subclasses define the
+networks (:meth:`build`), the optimisers (:meth:`make_optimizers`), one optimisation
+step in graph code (:meth:`train_step`, compiled once with ``tf.function``) and
+sampling in scaled space (:meth:`generate`). The training loop (progress bar,
+``time_limit``, checkpoints that resume exactly), chunked ``sample`` and
+``save_pretrained`` / ``from_pretrained`` live in
+:class:`crystens_core.generator_base.GeneratorBase`; this class implements its
+backend hooks: the device scope, the step's random numbers, the channels-first ↔
+volume layout, and a Keras weights file ``model.weights.h5`` plus the optimiser
+state in ``optimizer.h5`` (no pickles).
 
 Reproducible by construction, like the torch generators: the batch indices and
 every random number of step ``t`` — latents, instance noise, interpolation weights
@@ -21,20 +22,17 @@ as the uninterrupted one. Initial weights depend only on ``seed``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
-import time
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from crystens_core import layout
 from crystens_core.devices import DeviceError, check_gpu_index, parse_device
-from crystens_core.generator_base import GeneratorBase, step_seed
-from crystens_core.pretrained import CONFIG_NAME, TRAINER_NAME, PretrainedError, commit_checkpoint, write_json_atomic
+from crystens_core.generator_base import GeneratorBase
+from crystens_core.pretrained import CONFIG_NAME, TRAINER_NAME, PretrainedError
 from crystens_keras.backend import keras, tf
 from crystens_keras.networks import from_volume, to_volume
 
@@ -165,101 +163,36 @@ class KerasGenerator(GeneratorBase):
         for index, generator in enumerate(self._dropout_seeds):
             generator.state.assign(np.array([base + index, 0], dtype=generator.state.dtype))
 
+    def _is_built(self) -> bool:
+        return self.networks_ is not None
+
+    def _check_device(self) -> None:
+        self._device()
+
     # -- training -------------------------------------------------------------------------------
-    def fit(
-        self,
-        tensors: np.ndarray,
-        *,
-        steps: int | None = None,
-        scaler=None,
-        encoder_config: dict[str, Any] | None = None,
-        checkpoint_dir: str | Path | None = None,
-        resume: bool = True,
-        progress: bool = True,
-        time_limit: float | None = None,
-        data_name: str | None = None,
-        allow_data_change: bool = False,
-    ) -> "KerasGenerator":
-        """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
+    def _training(self):
+        return self._device()
 
-        Args:
-            tensors: raw CrysTens tensors in physical units (a memory map is fine).
-            steps: total optimisation steps to reach (default: the preset's ``steps``).
-            scaler: a fitted :class:`crystens_core.scaler.FieldScaler`; fitted on ``tensors`` when None.
-            encoder_config: the encoder settings, saved with the model.
-            checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
-            resume: continue from the latest checkpoint in ``checkpoint_dir``.
-            progress: show a progress bar with the losses and samples per second.
-            time_limit: stop (and checkpoint) after this many seconds of training.
-            data_name: what the tensors are (e.g. the dataset name), recorded with their
-                fingerprint in each checkpoint.
-            allow_data_change: resume from a checkpoint trained on other data (with a
-                warning) instead of refusing.
+    def _step_draws(self, seed: int, count: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+        """The batch indices, the int32 (2,) key of the step's stateless random numbers and the
+        dropout layers' seed, one NumPy generator drawing them in that order."""
+        rng = np.random.default_rng(seed)
+        indices = rng.integers(count, size=batch_size)
+        key, dropout_seed = rng.integers(0, 2**31 - 1, size=2, dtype=np.int64), int(rng.integers(0, 2**30))
+        return indices, (key, dropout_seed)
 
-        Returns:
-            self
-
-        Raises:
-            DeviceError: the ``device`` setting names a device this machine does not have.
-            PretrainedError: no checkpoint of ``checkpoint_dir`` is intact, or the newest
-                intact one is for other settings or data (damaged ones are passed over
-                with a warning).
-        """
-        from crystens_core.progress import progress_bar
-
-        device = self._device()
-        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume, data_name, allow_data_change)
-        batch_size = int(self.settings["batch_size"])
-        first_step, started = self.step_, time.perf_counter()
-        with device, progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress) as bar:
-            step_function = self._step_function()
-            while self.step_ < total:
-                rng = np.random.default_rng(step_seed(self.settings["seed"], self.step_))
-                indices = rng.integers(len(tensors), size=batch_size)
-                raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
-                key, dropout_seed = rng.integers(0, 2**31 - 1, size=2, dtype=np.int64), int(rng.integers(0, 2**30))
-                self._reseed_dropout(dropout_seed)
-                losses = step_function(tf.constant(to_volume(self.scaler_.scale(raw))), tf.constant(key, dtype=tf.int32), tf.constant(self.noise_level(), dtype=tf.float32))
-                self.step_ += 1
-                record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}
-                self.history_.append(record)
-                elapsed = time.perf_counter() - started
-                throughput = (self.step_ - first_step) * batch_size / max(elapsed, 1e-9)
-                bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
-                bar.update(1)
-                out_of_time = time_limit is not None and elapsed >= time_limit
-                if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
-                    self._save_checkpoint(checkpoint_dir)
-                if out_of_time:
-                    break
-        self.training_seconds_ = time.perf_counter() - started
-        return self
+    def _train_batch(self, batch: np.ndarray, draws: tuple[np.ndarray, int]) -> dict[str, tf.Tensor]:
+        key, dropout_seed = draws
+        self._reseed_dropout(dropout_seed)
+        return self._step_function()(tf.constant(to_volume(batch)), tf.constant(key, dtype=tf.int32), tf.constant(self.noise_level(), dtype=tf.float32))
 
     # -- sampling -------------------------------------------------------------------------------
-    def sample(self, n: int, *, seed: int = 0, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-        """``n`` raw tensors (n, C, S, S) in physical units, channels first, ready for a decoder.
+    def _sampling(self):
+        return self._device()
 
-        Entries that are zero by construction in the layout are set to zero.
-        """
-        from crystens_core.progress import progress_bar
-
-        if self.networks_ is None or self.scaler_ is None:
-            raise RuntimeError(f"{self.name} is not fitted; call fit() or from_pretrained() first")
-        batch_size = int(batch_size or max(self.settings["batch_size"], 64))
-        channels, size, _ = self.shape
-        structural_zero = layout.field_index_map(channels, size) < 0
-        low, high = self.feature_range
-        chunks = []
-        with self._device(), progress_bar(total=n, desc=f"sample {self.name}", unit="tensor", enable=progress) as bar:
-            for start in range(0, n, batch_size):
-                count = min(batch_size, n - start)
-                key = np.random.default_rng(step_seed(seed, start)).integers(0, 2**31 - 1, size=2)
-                scaled = from_volume(np.asarray(self.generate(count, tf.constant(key, dtype=tf.int32)), dtype=np.float32))
-                raw = self.scaler_.unscale(np.clip(scaled, low, high))
-                raw[:, structural_zero] = 0.0
-                chunks.append(raw.astype(np.float32, copy=False))
-                bar.update(count)
-        return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
+    def _generate_batch(self, count: int, seed: int) -> np.ndarray:
+        key = np.random.default_rng(seed).integers(0, 2**31 - 1, size=2)
+        return from_volume(np.asarray(self.generate(count, tf.constant(key, dtype=tf.int32)), dtype=np.float32))
 
     # -- weights ----------------------------------------------------------------------------------
     def _save_weights(self, path: Path) -> None:
@@ -294,19 +227,22 @@ class KerasGenerator(GeneratorBase):
             except ValueError as exc:
                 raise PretrainedError(f"{path}: the weights do not fit the model ({str(exc).splitlines()[0]})") from exc
 
-    def _save_optimizers(self, path: Path) -> None:
+    def _save_optimizer_state(self, folder: Path) -> dict[str, Any]:
         import h5py
 
+        path = folder / OPTIMIZER_NAME
         with h5py.File(path, "w") as handle:
             for name, optimizer in self.optimizers_.items():
                 group = handle.create_group(name)
                 for index, variable in enumerate(optimizer.variables):
                     dataset = group.create_dataset(f"{index:04d}", data=variable.numpy())
                     dataset.attrs["path"] = variable.path
+        return {}
 
-    def _load_optimizers(self, path: Path) -> None:
+    def _load_optimizer_state(self, folder: Path, trainer: dict[str, Any]) -> None:
         import h5py
 
+        path = folder / OPTIMIZER_NAME
         with h5py.File(path, "r") as handle:
             for name, optimizer in self.optimizers_.items():
                 if name not in handle:
@@ -320,49 +256,7 @@ class KerasGenerator(GeneratorBase):
                         raise PretrainedError(f"{path}: optimiser variable {group[f'{index:04d}'].attrs.get('path')!r} has shape {value.shape}, the model expects {tuple(variable.shape)}")
                     variable.assign(value)
 
-    # -- persistence ----------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``crystens.json`` and ``model.weights.h5`` (Keras) to ``directory`` (created)."""
-        if self.networks_ is None:
-            raise RuntimeError(f"{self.name} is not fitted; nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._save_weights(directory / WEIGHTS_NAME)
-        write_json_atomic(directory / CONFIG_NAME, self._record())
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "KerasGenerator":
-        """Load a folder written by :meth:`save_pretrained` (or a checkpoint folder).
-
-        Args:
-            directory: the folder.
-            **overrides: settings to change, e.g. ``device="cpu"``.
-
-        Raises:
-            PretrainedError: missing files, another plugin's or class's folder, or
-                weights whose networks or shapes do not fit the model.
-        """
-        directory = Path(directory)
-        record = cls._read_record(directory)
-        generator = cls._from_record(record, directory, **overrides)
-        generator._restore_record(record, directory)
-        generator._ensure_built(*generator.shape[:2])
-        generator._load_weights(directory / WEIGHTS_NAME)
-        return generator
-
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, root: Path) -> Path:
-        """Write ``root/step-XXXXXXXX`` atomically (weights, optimiser state, history, config)."""
-
-        def write(folder: Path) -> None:
-            self._save_weights(folder / WEIGHTS_NAME)
-            self._save_optimizers(folder / OPTIMIZER_NAME)
-            (folder / TRAINER_NAME).write_text(json.dumps(self._trainer_record()))
-            (folder / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
-
-        return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
-
     def _check_checkpoint_files(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
         """Open the HDF5 weight and optimiser files and walk their structure (a truncated file fails)."""
         import h5py
@@ -373,14 +267,6 @@ class KerasGenerator(GeneratorBase):
                     handle.visititems(lambda _, item: None)
             except (OSError, KeyError, RuntimeError, ValueError) as exc:
                 raise PretrainedError(f"{directory / name}: not a readable HDF5 file ({exc})") from exc
-
-    def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
-        self._restore_record(record, directory)
-        self._ensure_built(*self.shape[:2])
-        self._load_weights(directory / WEIGHTS_NAME)
-        self._load_optimizers(directory / OPTIMIZER_NAME)
-        self.step_ = int(trainer["step"])
-        self.history_ = list(trainer["history"])
 
 
 def _dataset_shapes(group) -> list[tuple[int, ...]]:

@@ -1,33 +1,27 @@
-"""`TorchGenerator`: the generator contract implemented once for torch models.
+"""`TorchGenerator`: the torch backend of the generator contract.
 
-Subclasses define the networks (:meth:`build`), one optimisation step
-(:meth:`train_step`) and sampling in scaled space (:meth:`generate`); this class
-does the rest (presets, settings, scaler and the ``crystens.json`` record come from
-:class:`crystens_core.generator_base.GeneratorBase`, shared with the Keras
-generators): the training loop with a progress bar,
-Accelerate (one process on this CPU, DDP across GPUs or nodes with ``accelerate
-launch``), mixed precision on GPU, atomic checkpoints that resume exactly, and
-``save_pretrained`` / ``from_pretrained`` as JSON + safetensors.
-
-Training is reproducible by construction: the batch indices and the random
-numbers of step ``t`` come from a generator seeded with ``(seed, t, process)``, so
-a run resumed from the checkpoint of step ``t`` continues exactly as the
-uninterrupted run would have.
+Subclasses define the networks (:meth:`build`), the optimisers
+(:meth:`make_optimizers`), one optimisation step (:meth:`train_step`) and sampling
+in scaled space (:meth:`generate`). The training loop, sampling loop, checkpoints
+and resume live in :class:`crystens_core.generator_base.GeneratorBase`, shared with
+the Keras generators; this class implements its backend hooks for torch: Accelerate
+around the loop (one process on this CPU, DDP across GPUs or nodes with ``accelerate
+launch``), mixed precision on GPU, a step's batch indices and random numbers from a
+``torch.Generator`` seeded with ``(seed, t, process)``, the time limit agreed across
+processes (an all-reduce), and weights and optimiser state as safetensors + JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from crystens_core import layout
 from crystens_core.devices import DeviceError, check_gpu_index, parse_device
 from crystens_core.generator_base import GeneratorBase, SettingBound, step_seed
 from crystens_core.pretrained import (
@@ -37,11 +31,8 @@ from crystens_core.pretrained import (
     WEIGHTS_NAME,
     PretrainedError,
     check_safetensors,
-    commit_checkpoint,
     latest_checkpoint,
-    write_json_atomic,
 )
-from crystens_core.scaler import FieldScaler
 from crystens_torch import state as state_io
 
 __all__ = ["LATEST", "OPTIMIZER_NAME", "TRAINER_NAME", "TorchGenerator", "latest_checkpoint", "resolve_device", "step_generator"]
@@ -128,55 +119,20 @@ class TorchGenerator(GeneratorBase):
             self.modules_ = self.build(channels, size)
             self.optimizers_ = self.make_optimizers(self.modules_)
 
+    def _is_built(self) -> bool:
+        return self.modules_ is not None
+
+    def _check_device(self) -> None:
+        resolve_device(self.settings["device"])
+
     # -- training -------------------------------------------------------------------------------
-    def fit(
-        self,
-        tensors: np.ndarray,
-        *,
-        steps: int | None = None,
-        scaler: FieldScaler | None = None,
-        encoder_config: dict[str, Any] | None = None,
-        checkpoint_dir: str | Path | None = None,
-        resume: bool = True,
-        progress: bool = True,
-        time_limit: float | None = None,
-        data_name: str | None = None,
-        allow_data_change: bool = False,
-    ) -> "TorchGenerator":
-        """Train on raw tensors (N, C, S, S), continuing from the last checkpoint if any.
-
-        Args:
-            tensors: raw CrysTens tensors in physical units (a memory map is fine).
-            steps: total optimisation steps to reach (default: the preset's ``steps``).
-            scaler: a fitted :class:`FieldScaler`; fitted on ``tensors`` when None.
-            encoder_config: the encoder settings, saved with the model.
-            checkpoint_dir: where checkpoints go (every ``checkpoint_every`` steps and at the end).
-            resume: continue from the latest checkpoint in ``checkpoint_dir``.
-            progress: show a progress bar with the losses and samples per second.
-            time_limit: stop (and checkpoint) after this many seconds of training; in a
-                multi-process run all processes stop at the same step (the first
-                process out of time decides).
-            data_name: what the tensors are (e.g. the dataset name), recorded with their
-                fingerprint in each checkpoint.
-            allow_data_change: resume from a checkpoint trained on other data (with a
-                warning) instead of refusing.
-
-        Returns:
-            self
-
-        Raises:
-            DeviceError: the ``device`` setting names a device this machine does not have.
-            PretrainedError: no checkpoint of ``checkpoint_dir`` is intact, or the newest
-                intact one is for other settings or data (damaged ones are passed over
-                with a warning).
-        """
+    @contextlib.contextmanager
+    def _training(self) -> Iterator[None]:
+        """Accelerate around the loop (one process on a CPU, DDP across GPUs or nodes with
+        ``accelerate launch``), mixed precision on GPU; the networks unwrapped afterwards."""
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
-        from crystens_core.progress import progress_bar
-
         device = resolve_device(self.settings["device"])
-        tensors, total, checkpoint_dir = self._begin_fit(tensors, steps, scaler, encoder_config, checkpoint_dir, resume, data_name, allow_data_change)
-
         ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
         accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=self._mixed_precision(), kwargs_handlers=[ddp])
         if device.index is not None and accelerator.num_processes > 1:
@@ -192,39 +148,28 @@ class TorchGenerator(GeneratorBase):
             self.modules_ = dict(zip(names[: len(raw_modules)], prepared[: len(raw_modules)]))
             self.optimizers_ = dict(zip(names[len(raw_modules) :], prepared[len(raw_modules) :]))
             self.accelerator_ = accelerator
-            batch_size = int(self.settings["batch_size"])
-            first_step, started = self.step_, time.perf_counter()
-            bar = progress_bar(total=total, initial=self.step_, desc=f"train {self.name}", unit="step", enable=progress and accelerator.is_main_process)
-            with bar:
-                while self.step_ < total:
-                    rng = step_generator(self.settings["seed"], self.step_, accelerator.process_index)
-                    indices = torch.randint(len(tensors), (batch_size,), generator=rng).numpy()
-                    raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
-                    batch = torch.from_numpy(self.scaler_.scale(raw)).to(accelerator.device)
-                    losses = self.train_step(batch, rng)
-                    self.step_ += 1
-                    record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}
-                    self.history_.append(record)
-                    elapsed = time.perf_counter() - started
-                    throughput = (self.step_ - first_step) * batch_size * accelerator.num_processes / max(elapsed, 1e-9)
-                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in record.items() if k != "step"}, "samples/s": f"{throughput:.1f}"}, refresh=False)
-                    bar.update(1)
-                    out_of_time = time_limit is not None and elapsed >= time_limit
-                    if time_limit is not None and accelerator.num_processes > 1:
-                        # Each process has its own clock: stop together, or one checkpoints
-                        # while the others wait for it in the next step's gradient exchange.
-                        flag = torch.tensor([float(out_of_time)], device=accelerator.device)
-                        out_of_time = bool(accelerator.reduce(flag, reduction="max").item())
-                    if checkpoint_dir and (self.step_ % self.settings["checkpoint_every"] == 0 or self.step_ == total or out_of_time):
-                        self._save_checkpoint(checkpoint_dir)
-                    if out_of_time:
-                        break
+            yield
         finally:
             on_device.__exit__(None, None, None)
             self.modules_ = {k: accelerator.unwrap_model(m) for k, m in self.modules_.items()}
             self.optimizers_ = {k: getattr(o, "optimizer", o) for k, o in self.optimizers_.items()}
-        self.training_seconds_ = time.perf_counter() - started
-        return self
+
+    def _process(self) -> tuple[int, int]:
+        return self.accelerator_.process_index, self.accelerator_.num_processes
+
+    def _agree(self, flag: bool) -> bool:
+        accelerator = self.accelerator_
+        if accelerator.num_processes <= 1:
+            return flag
+        tensor = torch.tensor([float(flag)], device=accelerator.device)
+        return bool(accelerator.reduce(tensor, reduction="max").item())
+
+    def _step_draws(self, seed: int, count: int, batch_size: int) -> tuple[np.ndarray, torch.Generator]:
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        return torch.randint(count, (batch_size,), generator=rng).numpy(), rng
+
+    def _train_batch(self, batch: np.ndarray, draws: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.train_step(torch.from_numpy(batch).to(self.accelerator_.device), draws)
 
     def _mixed_precision(self) -> str:
         choice = self.settings["mixed_precision"]
@@ -235,102 +180,59 @@ class TorchGenerator(GeneratorBase):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
     # -- sampling -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-        """``n`` raw tensors (n, C, S, S) in physical units, ready for a decoder.
-
-        Entries that are zero by construction in the layout are set to zero.
-        """
-        from crystens_core.progress import progress_bar
-
-        if self.modules_ is None or self.scaler_ is None:
-            raise RuntimeError(f"{self.name} is not fitted; call fit() or from_pretrained() first")
-        device = resolve_device(self.settings["device"])
+    @contextlib.contextmanager
+    def _sampling(self) -> Iterator[None]:
+        """No gradients, the networks on the ``device`` setting's device in evaluation mode."""
+        self._sample_device = resolve_device(self.settings["device"])
         for module in self.modules_.values():
-            module.to(device).eval()
-        batch_size = int(batch_size or max(self.settings["batch_size"], 64))
-        channels, size, _ = self.shape
-        structural_zero = torch.from_numpy(layout.field_index_map(channels, size) < 0)
-        low, high = self.feature_range
-        chunks = []
-        with progress_bar(total=n, desc=f"sample {self.name}", unit="tensor", enable=progress) as bar:
-            for start in range(0, n, batch_size):
-                count = min(batch_size, n - start)
-                scaled = self.generate(count, step_generator(seed, start, 0, device)).float().clamp(low, high).cpu()
-                raw = torch.from_numpy(self.scaler_.unscale(scaled.numpy()))
-                chunks.append(raw.masked_fill(structural_zero, 0.0).numpy())
-                bar.update(count)
+            module.to(self._sample_device).eval()
+        with torch.no_grad():
+            yield
         for module in self.modules_.values():
             module.train()
-        return np.concatenate(chunks) if chunks else np.zeros((0, channels, size, size), np.float32)
 
-    # -- persistence ----------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``crystens.json`` and ``model.safetensors`` to ``directory`` (created)."""
+    def _generate_batch(self, count: int, seed: int) -> np.ndarray:
+        rng = torch.Generator(device=self._sample_device).manual_seed(seed)
+        return self.generate(count, rng).float().cpu().numpy()
+
+    # -- weights and optimisers -------------------------------------------------------------------
+    def _unwrapped_modules(self) -> dict[str, torch.nn.Module]:
+        accelerator = getattr(self, "accelerator_", None)
+        return {k: accelerator.unwrap_model(m) for k, m in self.modules_.items()} if accelerator is not None else self.modules_
+
+    def _save_weights(self, path: Path) -> None:
         from safetensors.torch import save_file
 
-        if self.modules_ is None:
-            raise RuntimeError(f"{self.name} is not fitted; nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(state_io.modules_state(self.modules_), str(directory / (WEIGHTS_NAME + ".tmp")))
-        os.replace(directory / (WEIGHTS_NAME + ".tmp"), directory / WEIGHTS_NAME)
-        write_json_atomic(directory / CONFIG_NAME, self._record())
-        return directory
+        temporary = path.with_name(path.name + ".tmp")
+        save_file(state_io.modules_state(self._unwrapped_modules()), str(temporary))
+        os.replace(temporary, path)
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "TorchGenerator":
-        """Load a folder written by :meth:`save_pretrained` (or a checkpoint folder).
-
-        Args:
-            directory: the folder.
-            **overrides: settings to change, e.g. ``device="cpu"``.
-
-        Raises:
-            PretrainedError: missing files, another plugin's or class's folder, or
-                weights whose names or shapes do not fit the model.
-        """
+    def _load_weights(self, path: Path) -> None:
         from safetensors.torch import load_file
 
-        directory = Path(directory)
-        record = cls._read_record(directory)
-        generator = cls._from_record(record, directory, **overrides)
-        generator._restore(record, directory)
         try:
-            weights = load_file(str(directory / WEIGHTS_NAME))
+            weights = load_file(str(path))
         except Exception as exc:
-            raise PretrainedError(f"{directory / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from exc
-        state_io.load_modules_state(generator.modules_, weights, str(directory / WEIGHTS_NAME))
-        return generator
+            raise PretrainedError(f"{path}: not a readable safetensors file ({exc})") from exc
+        state_io.load_modules_state(self.modules_, weights, str(path))
 
-    def _restore(self, record: dict[str, Any], directory: Path) -> None:
-        self._restore_record(record, directory)
-        self._ensure_built(*self.shape[:2])
+    def _writes_checkpoint(self) -> bool:
+        accelerator = getattr(self, "accelerator_", None)
+        if accelerator is None:
+            return True
+        accelerator.wait_for_everyone()
+        return accelerator.is_main_process
 
-    # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, root: Path) -> Path:
-        """Write ``root/step-XXXXXXXX`` atomically, point ``root/latest`` at it, prune old ones."""
+    def _save_optimizer_state(self, folder: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
 
-        accelerator = getattr(self, "accelerator_", None)
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-            if not accelerator.is_main_process:
-                return root
-        unwrap = accelerator.unwrap_model if accelerator is not None else (lambda m: m)
-
-        def write(temporary: Path) -> None:
-            save_file(state_io.modules_state({k: unwrap(m) for k, m in self.modules_.items()}), str(temporary / WEIGHTS_NAME))
-            optimizer_tensors, optimizer_plain = {}, {}
-            for name, optimizer in self.optimizers_.items():
-                tensors, plain = state_io.optimizer_state(name, getattr(optimizer, "optimizer", optimizer))
-                optimizer_tensors.update(tensors)
-                optimizer_plain[name] = plain
-            save_file(optimizer_tensors, str(temporary / OPTIMIZER_NAME))
-            (temporary / TRAINER_NAME).write_text(json.dumps(self._trainer_record(optimizers=optimizer_plain)))
-            (temporary / CONFIG_NAME).write_text(json.dumps(self._record(), indent=1))
-
-        return commit_checkpoint(root, self.step_, write, keep=int(self.settings["keep_checkpoints"]))
+        optimizer_tensors, optimizer_plain = {}, {}
+        for name, optimizer in self.optimizers_.items():
+            tensors, plain = state_io.optimizer_state(name, getattr(optimizer, "optimizer", optimizer))
+            optimizer_tensors.update(tensors)
+            optimizer_plain[name] = plain
+        save_file(optimizer_tensors, str(folder / OPTIMIZER_NAME))
+        return {"optimizers": optimizer_plain}
 
     def _check_checkpoint_files(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
         optimizers = trainer.get("optimizers")
@@ -339,15 +241,11 @@ class TorchGenerator(GeneratorBase):
         check_safetensors(directory / WEIGHTS_NAME)
         check_safetensors(directory / OPTIMIZER_NAME)
 
-    def _load_checkpoint(self, directory: Path, record: dict[str, Any], trainer: dict[str, Any]) -> None:
+    def _load_optimizer_state(self, folder: Path, trainer: dict[str, Any]) -> None:
         from safetensors.torch import load_file
 
-        self._restore(record, directory)
-        state_io.load_modules_state(self.modules_, load_file(str(directory / WEIGHTS_NAME)), str(directory / WEIGHTS_NAME))
-        optimizer_tensors = load_file(str(directory / OPTIMIZER_NAME))
+        optimizer_tensors = load_file(str(folder / OPTIMIZER_NAME))
         for name, optimizer in self.optimizers_.items():
             if name not in trainer["optimizers"]:
-                raise PretrainedError(f"{directory / TRAINER_NAME}: no state of optimiser {name!r}")
+                raise PretrainedError(f"{folder / TRAINER_NAME}: no state of optimiser {name!r}")
             state_io.load_optimizer_state(name, optimizer, optimizer_tensors, trainer["optimizers"][name])
-        self.step_ = int(trainer["step"])
-        self.history_ = list(trainer["history"])
