@@ -54,10 +54,16 @@ def crystens_register_decoders(register: RegisterCallback) -> None:
 
 @hookspec
 def crystens_register_generators(register: RegisterCallback) -> None:
-    """Register generators: models that learn the distribution of scaled tensors.
+    """Register generators: models that learn the distribution of CrysTens tensors.
 
-    A generator has ``fit(tensors, ...)`` returning self and ``sample(n, *, seed)``
-    returning raw-layout tensors.
+    A generator keeps :class:`crystens_core.protocols.Generator`, exactly what the
+    command line, the pipeline and the conformance suite call: ``factory(preset=...,
+    **settings)``, ``get_config()``, ``fit(tensors, *, steps, scaler, encoder_config,
+    checkpoint_dir, resume, progress, time_limit)`` returning self, ``sample(n, *,
+    seed, progress)`` returning raw tensors (n, C, S, S) float32, ``save_pretrained``
+    / ``from_pretrained`` and the attributes ``step_`` and ``history_``. Subclassing
+    :class:`crystens_core.generator_base.GeneratorBase` gives all of it but its
+    backend hooks. See docs/plugins.md.
     """
 
 
