@@ -6,6 +6,10 @@ plugins (entry-point group ``crystens``)::
     from crystens_core import get_encoder, get_decoder
     encoder = get_encoder("crystens", max_sites=52)
     decoder = get_decoder("auto")
+
+``get_component(kind, name, **config)`` creates a component of any kind (one
+per ``crystens_register_<kind>s`` hook spec); ``get_encoder`` and the other
+``get_<kind>`` functions are shorthands for it.
 """
 
 from crystens_core.errors import (
@@ -17,6 +21,7 @@ from crystens_core.errors import (
 )
 from crystens_core.hookspecs import hookimpl, hookspec
 from crystens_core.plugins import (
+    get_component,
     get_decoder,
     get_encoder,
     get_generator,
@@ -37,6 +42,7 @@ __all__ = [
     "MissingDependencyError",
     "UnknownComponentError",
     "__version__",
+    "get_component",
     "get_decoder",
     "get_encoder",
     "get_generator",

@@ -117,19 +117,19 @@ class CrystensGroup(click.Group):
             traceback.print_exc(file=sys.stderr)
 
 
-def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("max_sites=52", "layers=[\\"a\\"]")`` → keyword arguments (values parsed as JSON when they can be)."""
+def _parse_config(pairs: tuple[str, ...], option: str = "--option") -> dict[str, Any]:
+    """``("max_sites=52", "layers=[\\"a\\"]")`` → keyword arguments (values parsed as JSON when they can be); ``option`` names the flag in errors."""
     config: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
         try:
             config[key] = json.loads(value)
         except json.JSONDecodeError:
             config[key] = value
         except RecursionError:
-            raise click.BadParameter(f"{key}: value nested too deeply", param_hint="--option") from None
+            raise click.BadParameter(f"{key}: value nested too deeply", param_hint=option) from None
     return config
 
 
@@ -181,7 +181,8 @@ def plugins(as_json: bool) -> None:
         origin = "built-in" if record["builtin"] else (record["distribution"] or "in-process")
         click.echo(f"{record['name']} {record['version'] or ''} [{origin}] {record['state']}")
         for component in record["components"]:
-            click.echo(f"    {component}")
+            description = _one_line(record["descriptions"].get(component, ""))
+            click.echo(f"    {component}  {description}" if description else f"    {component}")
         for reason in record["refused"]:
             click.echo(f"    refused: {reason}")
         if record["error"]:
@@ -416,17 +417,21 @@ def sample(run_dir, count, output, seed, decoder, device):
         raise _fail(exc) from exc
 
 
+#: The metric-settings option of `run` and `evaluate`.
+METRIC_OPTION_HELP = "Metric setting METRIC.KEY=VALUE (repeatable), e.g. ks.symprec=0.01."
+
+
 def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[str, Any]:
-    """Metric name → instance, with ``--option METRIC.KEY=VALUE`` settings."""
+    """Metric name → instance, with ``--metric-option METRIC.KEY=VALUE`` settings."""
     from crystens_core.plugins import get_metric
 
     settings: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for key, value in _parse_config(options).items():
+    for key, value in _parse_config(options, "--metric-option").items():
         metric, dot, setting = key.partition(".")
         if not dot or not setting:
-            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
+            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--metric-option")
         if metric not in settings:
-            raise click.BadParameter(f"{key!r}: {metric!r} is not one of the --metric names ({', '.join(names)})", param_hint="--option")
+            raise click.BadParameter(f"{key!r}: {metric!r} is not one of the --metric names ({', '.join(names)})", param_hint="--metric-option")
         settings[metric][setting] = value
     instances = {}
     for name in names:
@@ -463,7 +468,7 @@ def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any
 @main.command()
 @_with_train_options
 @click.option("--metric", "metrics", multiple=True, default=("self-consistency", "ks"), show_default=True, help="Metric name (repeatable).")
-@click.option("--metric-option", "metric_options", multiple=True, help="Metric setting METRIC.KEY=VALUE (repeatable).")
+@click.option("--metric-option", "metric_options", multiple=True, help=METRIC_OPTION_HELP)
 @click.option("--samples", type=int, default=1000, show_default=True, help="Crystals to generate and evaluate.")
 @click.option("--decoder", default="auto", show_default=True)
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
@@ -498,13 +503,14 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
 @click.option("--reference", required=True, help="Reference dataset: named (mp20-sample, mp-20:test, ...), CSV or CIF folder.")
 @click.option("--generated", required=True, type=click.Path(exists=True), help="Folder of CIFs, one CIF, CSV(.gz) with a cif column, .npy of raw tensors, or a `crystens sample` folder.")
 @click.option("--metric", "metrics", multiple=True, default=("ks",), show_default=True, help="Metric name (repeatable; see `crystens plugins`).")
-@click.option("--option", "metric_options", multiple=True, help="Metric setting METRIC.KEY=VALUE (repeatable), e.g. ks.symprec=0.01.")
+@click.option("--metric-option", "metric_options", multiple=True, help=METRIC_OPTION_HELP)
+@click.option("--option", "deprecated_metric_options", multiple=True, help="Deprecated spelling of --metric-option (elsewhere --option sets the generator or decoder).")
 @click.option("--decoder", default="auto", show_default=True, help="Decoder for .npy tensors.")
 @click.option("--decoder-option", "decoder_options", multiple=True, help="Decoder setting KEY=VALUE (repeatable).")
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
 @click.option("--title", default=None, help="Report heading.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
-def evaluate(reference, generated, metrics, metric_options, decoder, decoder_options, gallery, title, output):
+def evaluate(reference, generated, metrics, metric_options, deprecated_metric_options, decoder, decoder_options, gallery, title, output):
     """Evaluate generated crystals against a reference set; writes metrics.json, details.npz, report.md and report.html.
 
     Unreadable or empty files, unknown elements and failed decodings are listed per
@@ -513,9 +519,11 @@ def evaluate(reference, generated, metrics, metric_options, decoder, decoder_opt
     from crystens_core.data import load_dataset
     from crystens_core.evaluation import read_generated
 
+    if deprecated_metric_options:
+        warnings.warn("`crystens evaluate --option` is deprecated: use --metric-option METRIC.KEY=VALUE (as `crystens run` does)", FutureWarning, stacklevel=1)
     try:
-        instances = _metric_instances(metrics, metric_options)
-        generated_set = read_generated(generated, decoder=decoder, decoder_config=_parse_config(decoder_options), progress=True)
+        instances = _metric_instances(metrics, deprecated_metric_options + metric_options)
+        generated_set = read_generated(generated, decoder=decoder, decoder_config=_parse_config(decoder_options, "--decoder-option"), progress=True)
         reference_set = load_dataset(reference, progress=True)
     except (CrystensError, ValueError, TypeError) as exc:
         raise _fail(exc) from exc

@@ -131,7 +131,8 @@ class GeneratorBase:
             name is an error that lists the valid ones.
     """
 
-    #: Registered generator name and the entry-point name of its plugin.
+    #: Generator name and plugin, used only where the class is not registered: the
+    #: registration is the source of truth (see :meth:`registration`).
     name: ClassVar[str] = ""
     plugin: ClassVar[str] = ""
     #: Preset name → settings (each subclass defines both "small" and "paper").
@@ -547,10 +548,11 @@ class GeneratorBase:
 
     def _record(self) -> dict[str, Any]:
         """The ``crystens.json`` record of a pretrained or checkpoint folder."""
+        name, plugin = self.registration()
         return {
             "format": FORMAT,
-            "plugin": self.plugin,
-            "generator": self.name,
+            "plugin": plugin,
+            "generator": name,
             "class": self.class_path(),
             "crystens_version": __version__,
             "arguments": self.get_config(),
@@ -564,7 +566,18 @@ class GeneratorBase:
     @classmethod
     def _read_record(cls, directory: Path) -> dict[str, Any]:
         """The checked record of a folder written by this generator's class and plugin."""
-        return read_pretrained_config(directory, expected_class=cls.class_path(), expected_plugin=cls.plugin)
+        return read_pretrained_config(directory, expected_class=cls.class_path(), expected_plugin=cls.registration()[1])
+
+    @classmethod
+    def registration(cls) -> tuple[str, str]:
+        """``(generator name, plugin)`` this class is registered under; the class's ``name`` and ``plugin`` if it is not.
+
+        A subclass registered by another plugin records that plugin, not the one it inherits.
+        """
+        from crystens_core.plugins import registry
+
+        component = registry().component_of_class("generator", cls)
+        return (component.name, component.plugin) if component is not None else (cls.name, cls.plugin)
 
     @classmethod
     def _from_record(cls, record: dict[str, Any], directory: Path, **overrides: Any) -> "GeneratorBase":

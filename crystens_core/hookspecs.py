@@ -104,5 +104,8 @@ def crystens_register_layers(register: RegisterCallback) -> None:
     """
 
 
-# Conditioning (a later version adds ``crystens_register_conditioners``) follows
-# the same pattern: a new hook with a ``register`` argument.
+# A new component kind is one more spec here: ``crystens_register_<kind>s(register)``
+# (e.g. ``crystens_register_conditioners`` gives kind "conditioner"; set the
+# function's ``kind`` attribute where the plural is not the kind plus "s").
+# The registry reads the kinds from these specs (crystens_core.plugins.component_kinds)
+# and ``crystens_core.get_component(kind, name, **config)`` creates its components.

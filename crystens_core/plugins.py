@@ -34,14 +34,30 @@ ENTRY_POINT_GROUP = "crystens"
 DISABLE_ENV = "CRYSTENS_DISABLE_PLUGINS"
 BUILTIN_DISTRIBUTION = "crystens"
 
-#: Component kind → the registration hook that provides it.
-KIND_HOOKS: dict[str, str] = {
-    "encoder": "crystens_register_encoders",
-    "decoder": "crystens_register_decoders",
-    "generator": "crystens_register_generators",
-    "metric": "crystens_register_metrics",
-    "layer": "crystens_register_layers",
-}
+#: Every hook spec named ``crystens_register_<plural>`` provides one component kind.
+REGISTER_PREFIX = "crystens_register_"
+
+
+def component_kinds(specs: Any = hookspecs) -> dict[str, str]:
+    """Component kind → its registration hook, read from the hook specs of ``specs``.
+
+    Each hook spec ``crystens_register_<plural>`` gives one kind, in definition
+    order: ``<plural>`` without its final "s" (``crystens_register_encoders`` →
+    ``"encoder"``), or the spec function's ``kind`` attribute where it sets one
+    (a plural that is not the singular plus "s"). A new kind is therefore one
+    hook spec; :func:`get_component` creates its components.
+    """
+    kinds: dict[str, str] = {}
+    for hook_name, spec in vars(specs).items():
+        if not hook_name.startswith(REGISTER_PREFIX) or not hasattr(spec, "crystens_spec"):
+            continue
+        kind = getattr(spec, "kind", None) or hook_name[len(REGISTER_PREFIX):].removesuffix("s")
+        kinds[kind] = hook_name
+    return kinds
+
+
+#: Component kind → the registration hook that provides it (of the shipped hook specs).
+KIND_HOOKS: dict[str, str] = component_kinds()
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class PluginInfo:
     disabled: bool = False
     error: str | None = None
     components: list[str] = field(default_factory=list)
+    #: ``"kind:name"`` → the ``description`` the plugin registered it with.
+    descriptions: dict[str, str] = field(default_factory=dict)
     #: Entry-point name (differs from ``name`` only for a refused duplicate, keyed "name (distribution)").
     entry_point: str | None = None
     #: True when the whole plugin was refused (not imported); the reasons are in ``refused``.
@@ -94,6 +112,7 @@ class PluginInfo:
             "error": self.error,
             "refused": list(self.refused),
             "components": list(self.components),
+            "descriptions": {component: self.descriptions.get(component, "") for component in self.components},
         }
 
 
@@ -122,11 +141,15 @@ _CONTAINED = (Exception, SystemExit, GeneratorExit)
 class PluginRegistry:
     """Owns the pluggy manager, the plugin records and the components."""
 
-    def __init__(self) -> None:
+    def __init__(self, specs: Any = None) -> None:
+        """``specs``: the module (or class) of hook specs; default :mod:`crystens_core.hookspecs` as it is now."""
+        specs = hookspecs if specs is None else specs
         self.manager = pluggy.PluginManager("crystens")
-        self.manager.add_hookspecs(hookspecs)
+        self.manager.add_hookspecs(specs)
+        #: Component kind → its registration hook (:func:`component_kinds` of ``specs``).
+        self.kinds: dict[str, str] = component_kinds(specs)
         self.plugins: dict[str, PluginInfo] = {}
-        self.components: dict[str, dict[str, Component]] = {kind: {} for kind in KIND_HOOKS}
+        self.components: dict[str, dict[str, Component]] = {kind: {} for kind in self.kinds}
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -227,7 +250,7 @@ class PluginRegistry:
         except _CONTAINED as exc:
             info.error = f"registration failed: {_short_error(exc)}"
             return
-        for kind, hook_name in KIND_HOOKS.items():
+        for kind, hook_name in self.kinds.items():
             hook = getattr(self.manager.hook, hook_name)
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != info.name:
@@ -253,15 +276,20 @@ class PluginRegistry:
                 else:
                     info.refused.append(f"{kind} {name!r} is already registered by plugin {existing.plugin!r}; not registered")
                 return
-            self.components[kind][name] = Component(kind, name, factory, info.name, description)
+            self.components[kind][name] = Component(kind, name, factory, info.name, str(description))
             info.components.append(f"{kind}:{name}")
+            info.descriptions[f"{kind}:{name}"] = str(description)
 
         return register
 
     # -- lookup ----------------------------------------------------------------
+    def _check_kind(self, kind: str) -> None:
+        if kind not in self.kinds:
+            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(self.kinds)}")
+
     def component(self, kind: str, name: str) -> Component:
-        if kind not in KIND_HOOKS:
-            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KIND_HOOKS)}")
+        """The registered component ``name`` of ``kind``; :class:`UnknownComponentError` if there is none."""
+        self._check_kind(kind)
         self.load()
         try:
             return self.components[kind][name]
@@ -277,9 +305,22 @@ class PluginRegistry:
         except (SystemExit, GeneratorExit) as exc:
             raise PluginError(f"plugin {component.plugin!r}: creating {kind} {name!r} raised {_short_error(exc) or type(exc).__name__}") from exc
 
+    def component_of_class(self, kind: str, cls: type) -> Component | None:
+        """The ``kind`` component whose factory is ``cls`` or a :func:`lazy_factory` of it (None if unregistered).
+
+        Where one class is registered under several names, the one equal to the
+        class's own ``name`` attribute wins, else the first registered.
+        """
+        self._check_kind(kind)
+        self.load()
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        matches = [c for c in self.components[kind].values() if c.factory is cls or getattr(c.factory, "target", None) == target]
+        preferred = [c for c in matches if c.name == getattr(cls, "name", None)]
+        return (preferred or matches or [None])[0]
+
     def names(self, kind: str) -> list[str]:
-        if kind not in KIND_HOOKS:
-            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KIND_HOOKS)}")
+        """Sorted names of the registered components of ``kind``."""
+        self._check_kind(kind)
         self.load()
         return sorted(self.components[kind])
 
@@ -310,29 +351,37 @@ def list_components(kind: str) -> list[str]:
     return _REGISTRY.names(kind)
 
 
+def get_component(kind: str, name: str, **config: Any) -> Any:
+    """A new instance of the ``kind`` component ``name`` ("encoder", "decoder", ... or any kind a hook spec adds).
+
+    Raises :class:`UnknownComponentError` for an unknown name, ``ValueError`` for an unknown kind.
+    """
+    return _REGISTRY.create(kind, name, **config)
+
+
 def get_encoder(name: str, **config: Any) -> Any:
-    """A new encoder instance; raises :class:`UnknownComponentError` for unknown names."""
-    return _REGISTRY.create("encoder", name, **config)
+    """``get_component("encoder", name, **config)``."""
+    return get_component("encoder", name, **config)
 
 
 def get_decoder(name: str, **config: Any) -> Any:
-    """A new decoder instance; raises :class:`UnknownComponentError` for unknown names."""
-    return _REGISTRY.create("decoder", name, **config)
+    """``get_component("decoder", name, **config)``."""
+    return get_component("decoder", name, **config)
 
 
 def get_generator(name: str, **config: Any) -> Any:
-    """A new generator instance; raises :class:`UnknownComponentError` for unknown names."""
-    return _REGISTRY.create("generator", name, **config)
+    """``get_component("generator", name, **config)``."""
+    return get_component("generator", name, **config)
 
 
 def get_metric(name: str, **config: Any) -> Any:
-    """A new metric instance; raises :class:`UnknownComponentError` for unknown names."""
-    return _REGISTRY.create("metric", name, **config)
+    """``get_component("metric", name, **config)``."""
+    return get_component("metric", name, **config)
 
 
 def get_layer(name: str, **config: Any) -> Any:
-    """A new layer instance; raises :class:`UnknownComponentError` for unknown names."""
-    return _REGISTRY.create("layer", name, **config)
+    """``get_component("layer", name, **config)``."""
+    return get_component("layer", name, **config)
 
 
 def require(*modules: str, extra: str, what: str) -> None:
@@ -362,4 +411,5 @@ def lazy_factory(target: str, *, requires: tuple[str, ...] = (), extra: str = ""
         return getattr(importlib.import_module(module_name), class_name)(**config)
 
     factory.__qualname__ = factory.__name__ = f"lazy_{class_name}"
+    factory.target = target  # type: ignore[attr-defined]  # lets the registry tell which class a name creates
     return factory

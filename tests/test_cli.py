@@ -13,6 +13,7 @@ def test_plugins_json_lists_builtins_with_components():
     assert result.exit_code == 0, result.output
     records = {r["name"]: r for r in json.loads(result.output)["plugins"]}
     assert records["crystens_tensor"]["components"] == ["encoder:crystens"]
+    assert records["crystens_tensor"]["descriptions"]["encoder:crystens"] == plugins.registry().component("encoder", "crystens").description
     assert records["crystens_auto_decoder"]["builtin"] is True
     assert records["crystens_auto_decoder"]["version"]
 
@@ -54,3 +55,36 @@ def test_decode_option_sets_decoder_settings(tmp_path, mp20_tensors):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["decoder_config"]["merge_tolerance"] == 0.2 and summary["decoded"] == 3
+
+
+def test_plugins_shows_each_components_description():
+    class Described:
+        @hookimpl
+        def crystens_register_metrics(self, register):
+            register("described", dict, description="counts things\nin two lines")
+            register("undescribed", dict)
+
+    registry = plugins.registry()
+    registry.register_plugin(Described(), "described-plugin")
+    try:
+        result = CliRunner().invoke(main, ["plugins"])
+        assert result.exit_code == 0, result.output
+        assert "    metric:described  counts things; in two lines\n" in result.output
+        assert "    metric:undescribed\n" in result.output
+        assert "    decoder:auto  " + registry.component("decoder", "auto").description in result.output
+        result = CliRunner().invoke(main, ["plugins", "--json"])
+        record = next(r for r in json.loads(result.output)["plugins"] if r["name"] == "described-plugin")
+        assert record["descriptions"] == {"metric:described": "counts things\nin two lines", "metric:undescribed": ""}
+    finally:
+        registry.unregister_plugin("described-plugin")
+
+
+def test_run_and_evaluate_share_the_metric_option_spelling(tmp_path):
+    """`--metric-option METRIC.KEY=VALUE` reaches the metric on both commands (checked before any work starts)."""
+    runner = CliRunner()
+    for command in (["run", "--generator", "gan", "-o", str(tmp_path / "run")], ["evaluate", "--reference", "mp20-sample", "--generated", str(tmp_path), "-o", str(tmp_path / "report")]):
+        result = runner.invoke(main, [*command, "--metric", "ks", "--metric-option", "ks.symprek=0.1"])
+        assert result.exit_code == 1 and "metric 'ks': bad setting" in result.output and "symprek" in result.output, result.output
+        result = runner.invoke(main, [*command, "--metric", "ks", "--metric-option", "symprec=0.1"])
+        assert result.exit_code == 2 and "--metric-option" in result.output and "METRIC.KEY=VALUE" in result.output, result.output
+    assert not (tmp_path / "run").exists()

@@ -190,6 +190,22 @@ def test_errors_are_clear(tmp_path, reference_csv, cif_folder):
     assert result.exit_code != 0 and "bad.npy" in result.output and "not a .npy file of tensors" in result.output
 
 
+def test_metric_option_and_its_deprecated_spelling(tmp_path, reference_csv, mp20_sample):
+    """`evaluate --metric-option` (as on `run`) sets a metric; the old `--option` still does, with a warning."""
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    for i in GENERATED_ROWS[:3]:
+        (generated / f"{mp20_sample.ids[i]}.cif").write_text(_cif(mp20_sample[i]))
+    runner = CliRunner()
+    for spelling, value in (("--metric-option", 0.05), ("--option", 0.2)):
+        out = tmp_path / spelling.strip("-")
+        result = runner.invoke(main, ["evaluate", "--reference", str(reference_csv), "--generated", str(generated), "--metric", "ks", spelling, f"ks.symprec={value}", "--gallery", "0", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "metrics.json").read_text())["metric_settings"]["ks"]["config"] == {"symprec": value}
+        assert ("deprecated" in result.output) == (spelling == "--option")
+    assert "use --metric-option" in result.output
+
+
 # -- S.U.N. through metrics registered by a plugin -----------------------------------------------
 def _matches(structure, others) -> list[int]:
     from pymatgen.analysis.structure_matcher import StructureMatcher

@@ -180,3 +180,102 @@ def test_importing_the_core_imports_no_deep_learning_library():
     code = "import sys, crystens_core; crystens_core.load_plugins(); print(sorted(m for m in ('torch', 'tensorflow', 'diffusers', 'imagen_pytorch', 'sklearn') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- component kinds come from the hook specs ----------------------------------------------------
+def test_kinds_are_read_from_the_hook_specs():
+    assert plugins.component_kinds() == {
+        "encoder": "crystens_register_encoders",
+        "decoder": "crystens_register_decoders",
+        "generator": "crystens_register_generators",
+        "metric": "crystens_register_metrics",
+        "layer": "crystens_register_layers",
+    }
+    assert plugins.registry().kinds == plugins.component_kinds()
+    assert type(crystens_core.get_component("decoder", "auto")) is type(crystens_core.get_decoder("auto"))
+    assert crystens_core.get_component("encoder", "crystens", max_sites=20).size == 32
+    with pytest.raises(ValueError, match="unknown component kind 'widget'; kinds: encoder, decoder"):
+        crystens_core.get_component("widget", "auto")
+
+
+def test_a_new_hook_spec_is_a_new_kind(fresh_registry, monkeypatch):
+    """Adding ``crystens_register_refiners`` to the hook specs is all a new kind takes."""
+    from crystens_core import hookspec, hookspecs
+
+    @hookspec
+    def crystens_register_refiners(register):
+        """Register refiners: structure → relaxed structure."""
+
+    @hookspec
+    def crystens_register_pretrained_models(register):
+        """Register pretrained models."""
+
+    crystens_register_pretrained_models.kind = "pretrained"  # a plural that is not the singular + "s"
+    monkeypatch.setattr(hookspecs, "crystens_register_refiners", crystens_register_refiners, raising=False)
+    monkeypatch.setattr(hookspecs, "crystens_register_pretrained_models", crystens_register_pretrained_models, raising=False)
+    registry = fresh_registry.reset_registry()
+
+    class Identity:
+        def __init__(self, steps=1):
+            self.steps = steps
+
+    class Plugin:
+        @hookimpl
+        def crystens_register_refiners(self, register):
+            register("identity", Identity, description="returns the structure unchanged")
+
+        @hookimpl
+        def crystens_register_pretrained_models(self, register):
+            register("tiny", dict)
+
+    registry.register_plugin(Plugin(), "refining")
+    assert list(registry.kinds)[-2:] == ["refiner", "pretrained"]
+    assert crystens_core.list_components("refiner") == ["identity"]
+    assert crystens_core.get_component("refiner", "identity", steps=3).steps == 3
+    assert crystens_core.get_component("pretrained", "tiny", a=1) == {"a": 1}
+    assert registry.plugins["refining"].components == ["refiner:identity", "pretrained:tiny"]
+    assert registry.plugins["refining"].descriptions["refiner:identity"] == "returns the structure unchanged"
+    with pytest.raises(UnknownComponentError, match="unknown refiner 'missing'"):
+        crystens_core.get_component("refiner", "missing")
+
+
+def test_descriptions_are_recorded_per_component():
+    record = crystens_core.load_plugins()["crystens_auto_decoder"].as_dict()
+    assert record["components"] == ["decoder:auto"]
+    assert record["descriptions"]["decoder:auto"] == plugins.registry().component("decoder", "auto").description != ""
+
+
+# -- a generator's recorded name and plugin come from its registration ---------------------------
+def test_a_registered_generator_subclass_records_its_own_plugin(tmp_path):
+    pytest.importorskip("torch", reason="the generators need `pip install crystens[torch]`")
+    import json
+
+    from crystens_core.pretrained import CONFIG_NAME, load_generator
+    from crystens_core.testing import sample_tensors
+    from crystens_gan.model import VanillaGAN
+
+    class ThirdPartyGAN(VanillaGAN):
+        """Inherits ``name = "gan"`` and ``plugin = "crystens_gan"``; registered as another plugin's."""
+
+    class Plugin:
+        @hookimpl
+        def crystens_register_generators(self, register):
+            register("third-party-gan", ThirdPartyGAN, description="a GAN subclass from elsewhere")
+
+    registry = plugins.registry()
+    registry.register_plugin(Plugin(), "third_party")
+    try:
+        tensors = sample_tensors()
+        model = crystens_core.get_component("generator", "third-party-gan", width=4, batch_size=4, device="cpu")
+        assert model.registration() == ("third-party-gan", "third_party")
+        folder = model.fit(tensors, steps=1, progress=False).save_pretrained(tmp_path / "third")
+        record = json.loads((folder / CONFIG_NAME).read_text())
+        assert (record["plugin"], record["generator"]) == ("third_party", "third-party-gan")
+        loaded = load_generator(folder)
+        assert type(loaded) is ThirdPartyGAN and loaded.step_ == 1
+        # the built-in class still records (and loads) as before
+        builtin = crystens_core.get_generator("gan", width=4, batch_size=4, device="cpu").fit(tensors, steps=1, progress=False).save_pretrained(tmp_path / "gan")
+        assert json.loads((builtin / CONFIG_NAME).read_text())["plugin"] == "crystens_gan"
+        assert type(load_generator(builtin)) is VanillaGAN
+    finally:
+        registry.unregister_plugin("third_party")
