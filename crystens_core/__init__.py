@@ -30,6 +30,7 @@ from crystens_core.plugins import (
     list_components,
     load_plugins,
 )
+from crystens_core.protocols import Generator
 from crystens_core.results import DecodeResult
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "DatasetError",
     "DecodeResult",
     "EncodingError",
+    "Generator",
     "MissingDependencyError",
     "UnknownComponentError",
     "__version__",
