@@ -7,7 +7,6 @@ import json
 import sys
 import traceback
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +276,7 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
     """Decode raw tensors (N, C, S, S) or (C, S, S) from a .npy file into CIFs and a JSON summary."""
     import numpy as np
     from crystens_core.decoded_output import sidecar_ids, write_decoded
+    from crystens_core.pipeline import component_config
     from crystens_core.plugins import get_decoder
 
     try:
@@ -294,29 +294,22 @@ def decode(tensors: str, output: str, decoder: str, options: tuple[str, ...]) ->
     ids, problem = sidecar_ids(tensors, len(array))
     if problem:
         click.echo(f"warning: {problem}", err=True)
-    summary = write_decoded(Path(output), ids, instance.decode_batch(array, progress=True), {"tensors": str(tensors), "decoder": decoder, "decoder_config": _config_of(instance)})
+    summary = write_decoded(Path(output), ids, instance.decode_batch(array, progress=True), {"tensors": str(tensors), "decoder": decoder, "decoder_config": component_config(instance)})
     _echo_decoded(summary, output)
 
 
-def _config_of(component: Any) -> dict[str, Any]:
-    return component.get_config() if hasattr(component, "get_config") else {}
-
-
 def _echo_decoded(summary: dict[str, Any], folder: Any) -> None:
-    click.echo(f"decoded {summary['decoded']} of {summary['count']} tensors into {folder} (summary.json)")
-    for reason, count in Counter(summary["failures_by_reason"]).most_common():
-        click.echo(f"  failed: {reason} ({count})")
+    from crystens_core.decoded_output import decoded_lines
+
+    for line in decoded_lines(summary, folder):
+        click.echo(line)
 
 
 # -- generators ---------------------------------------------------------------------------
-def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | None, batch_size: int | None, seed: int | None, options: tuple[str, ...], time_limit: float | None, resume: bool, allow_data_change: bool = False):
-    """Train into ``run_dir`` (checkpoints/, model/, run.json); returns (pipeline, dataset)."""
-    import time
-
-    from crystens_core.data import load_dataset
+def _pipeline(generator: str, preset: str, batch_size: int | None, seed: int | None, options: tuple[str, ...], **parts: Any):
+    """The pipeline of ``crystens train`` and ``crystens run``: the generator built from the command's options."""
     from crystens_core.pipeline import CrystalPipeline
     from crystens_core.plugins import get_generator
-    from crystens_core.safe_io import write_json_atomic
 
     settings = _parse_config(options)
     if "preset" in settings:
@@ -324,46 +317,7 @@ def _train(generator: str, data: str, run_dir: Path, preset: str, steps: int | N
     for key, value in (("batch_size", batch_size), ("seed", seed)):
         if value is not None:
             settings[key] = value
-    pipeline = CrystalPipeline(get_generator(generator, preset=preset, **settings))
-    dataset = load_dataset(data, max_sites=pipeline.encoder.max_sites, progress=True)
-    if len(dataset) == 0:
-        raise click.ClickException(f"{data}: no usable structures ({dataset.skipped})")
-    click.echo(f"{data}: {len(dataset)} structures ({dataset.skipped})")
-    started = time.perf_counter()
-    changed = {"allow_data_change": True} if allow_data_change else {}  # only then: third-party generators need not take it
-    pipeline.fit(dataset, steps=steps, checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit, **changed)
-    model = pipeline.generator
-    model.save_pretrained(run_dir / "model")
-    record = {
-        "generator": generator,
-        "preset": preset,
-        "settings": model.get_config(),
-        "data": data,
-        "n_train": len(dataset),
-        "skipped": dataset.skipped.as_dict(),
-        "steps": model.step_,
-        "seconds_this_run": time.perf_counter() - started,
-        "history": model.history_,
-    }
-    write_json_atomic(run_dir / "run.json", record)  # strict: a NaN loss in the history becomes null
-    click.echo(f"trained {generator} to step {model.step_}; model in {run_dir / 'model'}")
-    return pipeline, dataset
-
-
-def _sample(model: Any, n: int, seed: int, decoder_name: str, folder: Path) -> tuple[Any, list]:
-    """Sample ``n`` tensors into ``folder``: tensors.npy, one CIF per decoded tensor, summary.json (all atomic)."""
-    from crystens_core.decoded_output import TENSORS_NAME, numbered_ids, write_decoded
-    from crystens_core.plugins import get_decoder
-    from crystens_core.safe_io import write_npy_atomic
-
-    decoder = get_decoder(decoder_name)
-    tensors = model.sample(n, seed=seed, progress=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_npy_atomic(folder / TENSORS_NAME, tensors)
-    results = decoder.decode_batch(tensors, progress=True)
-    summary = write_decoded(folder, numbered_ids(n), results, {"generator": getattr(model, "name", ""), "seed": seed, "decoder": decoder_name, "decoder_config": _config_of(decoder)})
-    _echo_decoded(summary, folder)
-    return tensors, results
+    return CrystalPipeline(get_generator(generator, preset=preset, **settings), **parts)
 
 
 _train_options = [
@@ -392,7 +346,8 @@ def _with_train_options(function):
 def train(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, run_dir):
     """Train a generator; rerunning the same command resumes from the last checkpoint."""
     try:
-        _train(generator, data, Path(run_dir), preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change)
+        pipeline = _pipeline(generator, preset, batch_size, seed, options)
+        pipeline.train_to(run_dir, data, steps=steps, time_limit=time_limit, resume=resume, allow_data_change=allow_data_change, echo=click.echo, progress=True)
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
 
@@ -406,13 +361,15 @@ def train(generator, data, preset, steps, batch_size, seed, options, time_limit,
 @click.option("--device", default=None, help="Device to sample on (e.g. cpu, cuda:0) instead of the one the model was saved with.")
 def sample(run_dir, count, output, seed, decoder, device):
     """Generate COUNT crystals with the model of RUN_DIR (or a pretrained folder)."""
+    from crystens_core.pipeline import CrystalPipeline
+    from crystens_core.plugins import get_decoder
     from crystens_core.pretrained import load_generator
     from crystens_core.safe_io import path_inside
 
     try:
         folder = path_inside(run_dir, "model", what="model folder") if (Path(run_dir) / "model").is_dir() else Path(run_dir)
         model = load_generator(folder, **({"device": device} if device else {}))
-        _sample(model, count, seed, decoder, Path(output))
+        CrystalPipeline(model, decoder=get_decoder(decoder)).sample_to(output, count, seed=seed, echo=click.echo, progress=True)
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
 
@@ -442,29 +399,6 @@ def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[
     return instances
 
 
-def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any], header: dict[str, Any], title: str, gallery: int) -> dict[str, Any]:
-    """Evaluate, write the report folder and print what matters; returns the record."""
-    from crystens_core.evaluation import evaluate_generated
-    from crystens_core.report import write_report
-
-    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: click.echo(f"metric {name} ...", err=True))
-    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery)
-    counts = generated.counts()
-    click.echo(f"evaluated {counts['structures']} of {counts['items']} generated items against {len(reference)} reference structures")
-    for issue_kind, issues in (("skipped", record["skipped"]), ("warning", record["warnings"])):
-        for issue in issues[:20]:
-            click.echo(f"  {issue_kind}: {issue['id']}: {issue['reason']} ({issue['detail']})")
-        if len(issues) > 20:
-            click.echo(f"  ... {len(issues) - 20} more {issue_kind} items in metrics.json")
-    for name, values in record["metrics"].items():
-        if "error" in values:
-            click.echo(f"  metric {name}: {values['error']}", err=True)
-    if record.get("sun"):
-        click.echo(f"  S.U.N. rate {record['sun']['sun_rate']:.4f} ({int(record['sun']['n_sun'])} of {int(record['sun']['n_generated'])})")
-    click.echo(f"report: {paths['html']} (metrics.json, details.npz, report.md beside it)")
-    return record
-
-
 @main.command()
 @_with_train_options
 @click.option("--metric", "metrics", multiple=True, default=("self-consistency", "ks"), show_default=True, help="Metric name (repeatable).")
@@ -475,28 +409,25 @@ def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
 def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, output):
     """Train, sample, decode and evaluate in one go; writes the report folder (metrics.json, details.npz, report.md, report.html)."""
-    from crystens_core.evaluation import GeneratedSet
+    from crystens_core.plugins import get_decoder
 
-    folder = Path(output or Path("runs") / generator)
     try:
-        instances = _metric_instances(metrics, metric_options)
-        pipeline, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change)
-        tensors, results = _sample(pipeline.generator, samples, 0 if seed is None else seed, decoder, folder / "samples")
+        pipeline = _pipeline(generator, preset, batch_size, seed, options, decoder=get_decoder(decoder), metrics=_metric_instances(metrics, metric_options))
+        pipeline.run(
+            output or Path("runs") / generator,
+            data,
+            samples=samples,
+            seed=0 if seed is None else seed,
+            steps=steps,
+            time_limit=time_limit,
+            resume=resume,
+            allow_data_change=allow_data_change,
+            gallery=gallery,
+            echo=click.echo,
+            progress=True,
+        )
     except (CrystensError, ValueError, ImportError) as exc:
         raise _fail(exc) from exc
-    pipeline.metrics = instances
-    generated = GeneratedSet.from_results([f"{i:06d}" for i in range(len(results))], results, tensors=tensors, source=str(folder / "samples"), settings={"decoder": decoder})
-    header = {
-        "command": "run",
-        "generator": generator,
-        "preset": preset,
-        "data": data,
-        "steps": pipeline.generator.step_,
-        "samples": samples,
-        "decoded": generated.n_structures,
-        "decoder": decoder,
-    }
-    _write_evaluation(folder, generated, dataset, pipeline.metrics, header, f"crystens run: {generator}", gallery)
 
 
 @main.command()
@@ -518,6 +449,7 @@ def evaluate(reference, generated, metrics, metric_options, deprecated_metric_op
     """
     from crystens_core.data import load_dataset
     from crystens_core.evaluation import read_generated
+    from crystens_core.pipeline import write_evaluation
 
     if deprecated_metric_options:
         warnings.warn("`crystens evaluate --option` is deprecated: use --metric-option METRIC.KEY=VALUE (as `crystens run` does)", FutureWarning, stacklevel=1)
@@ -530,7 +462,7 @@ def evaluate(reference, generated, metrics, metric_options, deprecated_metric_op
     if len(reference_set) == 0:
         raise click.ClickException(f"{reference}: no usable reference structures ({reference_set.skipped})")
     header = {"command": "evaluate", "reference_dataset": reference, "generated_path": str(generated)}
-    _write_evaluation(Path(output), generated_set, reference_set, instances, header, title or f"crystens evaluate: {Path(generated).name}", gallery)
+    write_evaluation(output, generated_set, reference_set, instances, header=header, title=title or f"crystens evaluate: {Path(generated).name}", gallery=gallery, echo=click.echo)
 
 
 @main.command()

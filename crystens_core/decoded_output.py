@@ -87,3 +87,10 @@ def write_decoded(folder: str | Path, ids: Sequence[str], results: Iterable, hea
     summary = {**header, "count": len(records), "decoded": sum(bool(r["ok"]) for r in records), "failures_by_reason": dict(reasons), "results": records}
     write_json_atomic(folder / SUMMARY_NAME, summary)
     return summary
+
+
+def decoded_lines(summary: dict[str, Any], folder: str | Path) -> list[str]:
+    """What ``crystens decode`` and ``crystens sample`` print about a summary from :func:`write_decoded`."""
+    lines = [f"decoded {summary['decoded']} of {summary['count']} tensors into {folder} (summary.json)"]
+    lines += [f"  failed: {reason} ({count})" for reason, count in Counter(summary["failures_by_reason"]).most_common()]
+    return lines

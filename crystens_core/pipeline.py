@@ -4,12 +4,20 @@ Each part is a plain attribute; replacing one is an assignment::
 
     pipeline = CrystalPipeline(generator="gan")
     pipeline.decoder = get_decoder("paper")
+
+The pipeline is the one place that runs: in memory (:meth:`CrystalPipeline.fit`,
+``sample``, ``evaluate``) and into folders (``train_to``, ``sample_to``, ``run``:
+train → sample → decode → evaluate → report), which is all ``crystens train``,
+``crystens sample`` and ``crystens run`` call; :func:`write_evaluation` is the report
+step, shared with ``crystens evaluate``.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,3 +124,198 @@ class CrystalPipeline:
         structures = [s if s is not None and structure_problem(s) is None else None for s in samples.aligned_structures]
         reference_structures, _ = checked_reference(reference if reference is not None else self.reference_)
         return run_metrics(self.metrics, tensors=samples.tensors, structures=structures, reference=reference_structures)
+
+    # -- the run folder: train → sample → decode → evaluate → report ----------------------
+    def train_to(
+        self,
+        run_dir: str | Path,
+        data: Any,
+        *,
+        steps: int | None = None,
+        time_limit: float | None = None,
+        resume: bool = True,
+        allow_data_change: bool = False,
+        echo: Echo | None = None,
+        progress: bool = False,
+    ):
+        """Train on ``data`` into ``run_dir``: ``checkpoints/``, ``model/`` and ``run.json``; returns the training dataset.
+
+        Args:
+            data: a dataset name, CSV or CIF folder (loaded without structures of more
+                than ``encoder.max_sites`` sites) or a loaded :class:`~crystens_core.data.CrystalDataset`.
+            steps: total training steps (None: the generator's default).
+            time_limit: stop training after this many seconds (s), checkpointed.
+            resume: continue from the newest intact checkpoint in ``run_dir/checkpoints``.
+            allow_data_change: resume although the checkpoint was trained on other data.
+            echo: called with each line worth printing (``echo(line)``; ``click.echo`` fits).
+            progress: show progress bars.
+
+        Raises:
+            DatasetError: ``data`` holds no usable structure.
+        """
+        import time
+
+        from crystens_core.data import load_dataset
+        from crystens_core.errors import DatasetError
+        from crystens_core.safe_io import write_json_atomic
+
+        echo = echo or _quiet
+        run_dir = Path(run_dir)
+        if isinstance(data, (str, Path)):
+            dataset = load_dataset(data, max_sites=self.encoder.max_sites, progress=progress)
+            data_label = str(data)
+        else:
+            dataset, data_label = data, getattr(data, "name", "")
+        if len(dataset) == 0:
+            raise DatasetError(f"{data_label}: no usable structures ({dataset.skipped})")
+        echo(f"{data_label}: {len(dataset)} structures ({dataset.skipped})")
+        started = time.perf_counter()
+        changed = {"allow_data_change": True} if allow_data_change else {}  # only then: third-party generators need not take it
+        self.fit(dataset, steps=steps, checkpoint_dir=run_dir / "checkpoints", resume=resume, time_limit=time_limit, progress=progress, **changed)
+        model, name = self.generator, _registered_name("generator", self.generator)
+        model.save_pretrained(run_dir / "model")
+        settings = model.get_config()
+        record = {
+            "generator": name,
+            "preset": settings.get("preset"),
+            "settings": settings,
+            "data": data_label,
+            "n_train": len(dataset),
+            "skipped": dataset.skipped.as_dict(),
+            "steps": model.step_,
+            "seconds_this_run": time.perf_counter() - started,
+            "history": model.history_,
+        }
+        write_json_atomic(run_dir / "run.json", record)  # strict: a NaN loss in the history becomes null
+        echo(f"trained {name} to step {model.step_}; model in {run_dir / 'model'}")
+        return dataset
+
+    def sample_to(self, folder: str | Path, n: int, *, seed: int = 0, echo: Echo | None = None, progress: bool = False) -> Samples:
+        """Sample ``n`` tensors into ``folder``, decoded by ``self.decoder``: ``tensors.npy``, one CIF per decoded tensor, ``summary.json``.
+
+        Every file is written atomically; ``summary.json`` records the generator, the
+        seed, the decoder's registered name and its settings.
+        """
+        from crystens_core.decoded_output import TENSORS_NAME, decoded_lines, numbered_ids, write_decoded
+        from crystens_core.safe_io import write_npy_atomic
+
+        folder = Path(folder)
+        tensors = self.generator.sample(n, seed=seed, progress=progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_npy_atomic(folder / TENSORS_NAME, tensors)
+        results = self.decoder.decode_batch(tensors, progress=progress)
+        header = {"generator": getattr(self.generator, "name", ""), "seed": seed, "decoder": _registered_name("decoder", self.decoder), "decoder_config": component_config(self.decoder)}
+        summary = write_decoded(folder, numbered_ids(n), results, header)
+        for line in decoded_lines(summary, folder):
+            (echo or _quiet)(line)
+        return Samples(tensors, results)
+
+    def run(
+        self,
+        folder: str | Path,
+        data: Any,
+        *,
+        samples: int = 1000,
+        seed: int = 0,
+        steps: int | None = None,
+        time_limit: float | None = None,
+        resume: bool = True,
+        allow_data_change: bool = False,
+        gallery: int = 12,
+        echo: Echo | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Train, sample, decode, evaluate and report into ``folder``; returns the ``metrics.json`` record.
+
+        ``folder/train`` is the run folder of :meth:`train_to`, ``folder/samples`` the
+        sample folder of :meth:`sample_to` (``samples`` tensors, ``seed``), and ``folder``
+        itself the report (:func:`write_evaluation`: ``metrics.json``, ``details.npz``,
+        ``report.md``, ``report.html``) of ``self.metrics`` against the training set.
+        """
+        from crystens_core.decoded_output import numbered_ids
+        from crystens_core.evaluation import GeneratedSet
+
+        folder = Path(folder)
+        dataset = self.train_to(folder / "train", data, steps=steps, time_limit=time_limit, resume=resume, allow_data_change=allow_data_change, echo=echo, progress=progress)
+        drawn = self.sample_to(folder / "samples", samples, seed=seed, echo=echo, progress=progress)
+        decoder = _registered_name("decoder", self.decoder)
+        generated = GeneratedSet.from_results(numbered_ids(len(drawn.results)), drawn.results, tensors=drawn.tensors, source=str(folder / "samples"), settings={"decoder": decoder})
+        name = _registered_name("generator", self.generator)
+        header = {
+            "command": "run",
+            "generator": name,
+            "preset": self.generator.get_config().get("preset"),
+            "data": str(data) if isinstance(data, (str, Path)) else dataset.name,
+            "steps": self.generator.step_,
+            "samples": samples,
+            "decoded": generated.n_structures,
+            "decoder": decoder,
+        }
+        return write_evaluation(folder, generated, dataset, self.metrics, header=header, title=f"crystens run: {name}", gallery=gallery, echo=echo)
+
+
+#: ``echo(line)`` or ``echo(line, err=True)`` (a line for stderr): where the pipeline's messages go (``click.echo`` fits).
+Echo = Callable[..., None]
+
+
+def _quiet(line: str = "", err: bool = False) -> None:
+    """The default :data:`Echo`: prints nothing."""
+
+
+def component_config(component: Any) -> dict[str, Any]:
+    """A component's ``get_config()`` ({} when it has none)."""
+    return component.get_config() if hasattr(component, "get_config") else {}
+
+
+def _registered_name(kind: str, component: Any) -> str:
+    """The name ``component``'s class is registered under (else its ``name`` attribute, else its class name)."""
+    from crystens_core.plugins import registry
+
+    registered = registry().component_of_class(kind, type(component))
+    return registered.name if registered is not None else getattr(component, "name", "") or type(component).__name__
+
+
+def write_evaluation(
+    folder: str | Path,
+    generated,
+    reference,
+    metrics: dict[str, Any],
+    *,
+    header: dict[str, Any] | None = None,
+    title: str = "crystens evaluation",
+    gallery: int = 12,
+    echo: Echo | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``generated`` against ``reference`` and write the report folder; returns the ``metrics.json`` record.
+
+    Args:
+        folder: the report folder: ``metrics.json``, ``details.npz``, ``report.md``, ``report.html``.
+        generated: a :class:`crystens_core.evaluation.GeneratedSet`.
+        reference: the reference dataset (or list of structures).
+        metrics: metric name → instance.
+        header: entries placed first in ``metrics.json``.
+        title: the report's heading.
+        gallery: how many generated structures the report draws.
+        echo: called with the lines worth printing (each metric's name before it runs, the
+            skipped and warned items, failed metrics and the S.U.N. rate).
+    """
+    from crystens_core.evaluation import evaluate_generated
+    from crystens_core.report import write_report
+
+    echo = echo or _quiet
+    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: echo(f"metric {name} ...", err=True))
+    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery)
+    counts = generated.counts()
+    echo(f"evaluated {counts['structures']} of {counts['items']} generated items against {len(reference)} reference structures")
+    for issue_kind, issues in (("skipped", record["skipped"]), ("warning", record["warnings"])):
+        for issue in issues[:20]:
+            echo(f"  {issue_kind}: {issue['id']}: {issue['reason']} ({issue['detail']})")
+        if len(issues) > 20:
+            echo(f"  ... {len(issues) - 20} more {issue_kind} items in metrics.json")
+    for name, values in record["metrics"].items():
+        if "error" in values:
+            echo(f"  metric {name}: {values['error']}", err=True)
+    if record.get("sun"):
+        echo(f"  S.U.N. rate {record['sun']['sun_rate']:.4f} ({int(record['sun']['n_sun'])} of {int(record['sun']['n_generated'])})")
+    echo(f"report: {paths['html']} (metrics.json, details.npz, report.md beside it)")
+    return record

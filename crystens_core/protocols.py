@@ -1,8 +1,8 @@
 """The contracts components keep, as typed :class:`typing.Protocol` classes.
 
-:class:`Generator` is exactly what the core calls on a generator: ``crystens
-train/sample/run`` (``crystens_core.cli``), :class:`crystens_core.pipeline.CrystalPipeline`,
-:func:`crystens_core.pretrained.load_generator` and the conformance suite
+:class:`Generator` is exactly what the core calls on a generator:
+:class:`crystens_core.pipeline.CrystalPipeline` (which ``crystens train/sample/run``
+call), :func:`crystens_core.pretrained.load_generator` and the conformance suite
 (:mod:`crystens_core.testing`). ``isinstance(model, Generator)`` checks that the
 members exist (not their signatures). This module imports nothing heavy.
 """

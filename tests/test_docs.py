@@ -22,7 +22,8 @@ def test_ci_runs_the_readme_test_command():
     assert install in readme
 
 
-def test_readme_python_example_runs(capsys):
+def test_readme_python_example_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes its run into ./out
     readme = (REPO / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", readme, re.DOTALL).group(1)
     exec(compile(code, "README.md", "exec"), {})

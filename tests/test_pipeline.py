@@ -1,5 +1,7 @@
 """The pipeline: every part is an attribute, replaceable by assignment."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,48 @@ def test_evaluate_never_hands_a_metric_a_structure_that_fails_the_check(mp20_sam
     assert figures["recorder"]["n_used"] == 1
     assert recorder.structures[0] is good and recorder.structures[1:] == [None, None]
     assert list(recorder.reference) == [good]
+
+
+def test_a_swapped_decoder_is_the_one_a_real_run_uses(mp20_sample, tmp_path):
+    """train → sample → decode → evaluate → report through the pipeline object, with its decoder replaced."""
+    pipeline = CrystalPipeline(get_generator("gan", width=4, batch_size=4, device="cpu"), metrics=["self-consistency", "ks"])
+    pipeline.decoder = get_decoder("paper", atom_clusters=2, coordinate_clusters=5)
+    decoded_counts = []
+    decode_batch = pipeline.decoder.decode_batch
+    pipeline.decoder.decode_batch = lambda tensors, **options: decoded_counts.append(len(tensors)) or decode_batch(tensors, **options)
+    lines = []
+    record = pipeline.run(tmp_path, mp20_sample.subset(range(40)), samples=6, seed=1, steps=2, echo=lambda line, err=False: lines.append(line))
+
+    assert decoded_counts == [6], "the run decoded with the decoder set on the pipeline, once"
+    summary = json.loads((tmp_path / "samples" / "summary.json").read_text())
+    assert summary["decoder"] == "paper" and summary["decoder_config"]["atom_clusters"] == 2 and summary["seed"] == 1
+    tensors = np.load(tmp_path / "samples" / "tensors.npy", allow_pickle=False)
+    again = get_decoder("paper", atom_clusters=2, coordinate_clusters=5).decode_batch(tensors)
+    assert [r["ok"] for r in summary["results"]] == [r.ok for r in again]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["decoder"] == written["decoder"] == "paper" and written["generated"]["settings"] == {"decoder": "paper"}
+    assert written["generator"] == "gan" and written["steps"] == 2 and written["samples"] == 6
+    assert written["metrics"]["self-consistency"]["n_tensors"] == 6.0 and "ks_mean" in written["metrics"]["ks"]
+    assert (tmp_path / "report.html").is_file() and json.loads((tmp_path / "train" / "run.json").read_text())["steps"] == 2
+    assert lines[0] == f"{mp20_sample.name}: 40 structures ({mp20_sample.skipped})" and lines[-1].startswith("report: ")
+
+
+def test_crystens_run_only_parses_and_calls_the_pipeline(tmp_path, monkeypatch):
+    """`crystens run` turns its options into one CrystalPipeline.run call: the decoder and metrics it built are the ones used."""
+    from click.testing import CliRunner
+
+    from crystens_core.cli import main
+
+    calls = []
+    real_run = CrystalPipeline.run
+
+    def spy(self, folder, data, **options):
+        calls.append((type(self.decoder).__name__, sorted(self.metrics), str(folder), data, options["samples"], options["seed"]))
+        return real_run(self, folder, data, **options)
+
+    monkeypatch.setattr(CrystalPipeline, "run", spy)
+    args = ["run", "--generator", "gan", "--steps", "1", "--samples", "3", "--seed", "2", "--decoder", "paper", "--metric", "ks", "-o", str(tmp_path), "--option", "width=4", "--option", "device=cpu", "--batch-size", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert calls == [("PaperDecoder", ["ks"], str(tmp_path), "mp20-sample", 3, 2)]
+    assert json.loads((tmp_path / "samples" / "summary.json").read_text())["decoder"] == "paper"
