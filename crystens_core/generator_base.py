@@ -65,6 +65,15 @@ def data_fingerprint(tensors: np.ndarray, name: str | None = None, *, chunk: int
     return {"name": str(name) if name else f"{len(tensors)} tensors", "count": int(len(tensors)), "sha256": digest.hexdigest()}
 
 
+def batch_rows(tensors: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``tensors[indices]``, in the order of ``indices``; a memory map is read in ascending
+    row order (each distinct row once), so a batch costs one forward pass over the file."""
+    if not isinstance(tensors, np.memmap):
+        return tensors[indices]
+    rows, order = np.unique(indices, return_inverse=True)
+    return np.asarray(tensors[rows])[order.reshape(-1)]
+
+
 def annealed(start: float, step: int, steps: int) -> float:
     """``start`` decayed linearly to 0 over ``steps`` steps (0 from step ``steps`` on)."""
     if start <= 0 or steps <= 0:
@@ -411,7 +420,7 @@ class GeneratorBase:
             with bar:
                 while self.step_ < total:
                     indices, draws = self._step_draws(step_seed(self.settings["seed"], self.step_, process), len(tensors), batch_size)
-                    raw = tensors[np.sort(indices)] if isinstance(tensors, np.memmap) else tensors[indices]
+                    raw = batch_rows(tensors, indices)
                     losses = self._train_batch(self.scaler_.scale(raw), draws)
                     self.step_ += 1
                     record = {"step": self.step_, **{k: float(v) for k, v in losses.items()}}

@@ -15,6 +15,7 @@ step, shared with ``crystens evaluate``.
 from __future__ import annotations
 
 import inspect
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 from crystens_core.plugins import get_decoder, get_encoder, get_generator, get_metric
 from crystens_core.results import DecodeResult
 from crystens_core.scaler import FieldScaler
+from crystens_core.training_data import cached_tensors
 
 
 @dataclass
@@ -71,22 +73,37 @@ class CrystalPipeline:
         """Raw tensors of a :class:`~crystens_core.data.CrystalDataset` (its space groups when it has them)."""
         return self.encoder.encode_batch(dataset.structures, dataset.spacegroups)
 
-    def fit(self, dataset, **fit_options: Any) -> "CrystalPipeline":
+    def fit(self, dataset, *, in_memory: bool = False, **fit_options: Any) -> "CrystalPipeline":
         """Encode ``dataset``, fit the scaler (if not given) and train the generator.
+
+        The tensors are encoded once into a memory-mapped ``.npy`` and trained from there
+        (:func:`~crystens_core.training_data.cached_tensors`): under
+        ``<checkpoint_dir>/data/`` when a ``checkpoint_dir`` is given, so a resumed fit on
+        the same data and encoder reuses it, else in a temporary folder removed after the
+        fit. ``in_memory=True`` encodes into one in-memory array instead (the old path).
 
         ``fit_options`` go to the generator's ``fit`` (``steps``, ``checkpoint_dir``,
         ``allow_data_change``, ...); ``data_name`` (recorded with the data's fingerprint in
         checkpoints) defaults to the dataset's name when the generator's ``fit`` takes it.
         """
-        tensors = self.encode(dataset)
+        if getattr(dataset, "name", "") and "data_name" in inspect.signature(self.generator.fit).parameters:
+            fit_options.setdefault("data_name", dataset.name)
+        if in_memory:
+            self._fit_tensors(self.encode(dataset), fit_options)
+        elif fit_options.get("checkpoint_dir"):
+            self._fit_tensors(cached_tensors(dataset, self.encoder, Path(fit_options["checkpoint_dir"]) / "data"), fit_options)
+        else:
+            with tempfile.TemporaryDirectory(prefix="crystens-tensors-") as folder:
+                self._fit_tensors(cached_tensors(dataset, self.encoder, folder), fit_options)
+        self.reference_ = dataset
+        return self
+
+    def _fit_tensors(self, tensors: np.ndarray, fit_options: dict[str, Any]) -> None:
+        """Fit the scaler (if not given) on raw tensors (an array or memory map) and train on them."""
         if self.scaler is None:
             self.scaler = FieldScaler(getattr(self.generator, "feature_range", (0.0, 1.0))).fit(tensors)
         config = self.encoder.get_config() if hasattr(self.encoder, "get_config") else {}
-        if getattr(dataset, "name", "") and "data_name" in inspect.signature(self.generator.fit).parameters:
-            fit_options.setdefault("data_name", dataset.name)
         self.generator.fit(tensors, scaler=self.scaler, encoder_config=config, **fit_options)
-        self.reference_ = dataset
-        return self
 
     def sample(self, n: int, *, seed: int = 0, progress: bool = False) -> Samples:
         """``n`` generated tensors, decoded by ``self.decoder``."""
