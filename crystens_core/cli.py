@@ -437,13 +437,31 @@ def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[
     return instances
 
 
-def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any], header: dict[str, Any], title: str, gallery: int) -> dict[str, Any]:
+def _sun_sources(pairs: tuple[str, ...], names: dict[str, Any]) -> dict[str, str]:
+    """``--sun-source INPUT=METRIC`` values → input → metric name."""
+    from crystens_core.evaluation import SUN_INPUTS
+
+    sources = {}
+    for pair in pairs:
+        key, equals, metric = pair.partition("=")
+        if not equals or key not in SUN_INPUTS or not metric:
+            raise click.BadParameter(f"expected INPUT=METRIC with INPUT one of {', '.join(SUN_INPUTS)}, got {pair!r}", param_hint="--sun-source")
+        if metric not in names:
+            raise click.BadParameter(f"{pair!r}: {metric!r} is not one of the --metric names ({', '.join(names)})", param_hint="--sun-source")
+        sources[key] = metric
+    return sources
+
+
+SUN_SOURCE_HELP = "Metric that supplies a S.U.N. input, INPUT=METRIC (is_unique, is_novel, e_above_hull; repeatable); needed only when several metrics supply one (otherwise the first is used and metrics.json records a warning)."
+
+
+def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any], header: dict[str, Any], title: str, gallery: int, sun_sources: dict[str, str] | None = None) -> dict[str, Any]:
     """Evaluate, write the report folder and print what matters; returns the record."""
     from crystens_core.evaluation import evaluate_generated
     from crystens_core.report import write_report
 
-    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: click.echo(f"metric {name} ...", err=True))
-    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery)
+    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: click.echo(f"metric {name} ...", err=True), sun_sources=sun_sources)
+    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery, metrics=metrics)
     counts = generated.counts()
     click.echo(f"evaluated {counts['structures']} of {counts['items']} generated items against {len(reference)} reference structures")
     for issue_kind, issues in (("skipped", record["skipped"]), ("warning", record["warnings"])):
@@ -454,6 +472,8 @@ def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any
     for name, values in record["metrics"].items():
         if "error" in values:
             click.echo(f"  metric {name}: {values['error']}", err=True)
+    for warning in record.get("sun_warnings") or []:
+        click.echo(f"  S.U.N. warning: {warning}", err=True)
     if record.get("sun"):
         click.echo(f"  S.U.N. rate {record['sun']['sun_rate']:.4f} ({int(record['sun']['n_sun'])} of {int(record['sun']['n_generated'])})")
     click.echo(f"report: {paths['html']} (metrics.json, details.npz, report.md beside it)")
@@ -467,14 +487,16 @@ def _write_evaluation(folder: Path, generated, reference, metrics: dict[str, Any
 @click.option("--samples", type=int, default=1000, show_default=True, help="Crystals to generate and evaluate.")
 @click.option("--decoder", default="auto", show_default=True)
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
+@click.option("--sun-source", "sun_sources", multiple=True, help=SUN_SOURCE_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
-def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, output):
+def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, sun_sources, output):
     """Train, sample, decode and evaluate in one go; writes the report folder (metrics.json, details.npz, report.md, report.html)."""
     from crystens_core.evaluation import GeneratedSet
 
     folder = Path(output or Path("runs") / generator)
     try:
         instances = _metric_instances(metrics, metric_options)
+        sources = _sun_sources(sun_sources, instances)
         pipeline, dataset = _train(generator, data, folder / "train", preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change)
         tensors, results = _sample(pipeline.generator, samples, 0 if seed is None else seed, decoder, folder / "samples")
     except (CrystensError, ValueError, ImportError) as exc:
@@ -491,7 +513,7 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
         "decoded": generated.n_structures,
         "decoder": decoder,
     }
-    _write_evaluation(folder, generated, dataset, pipeline.metrics, header, f"crystens run: {generator}", gallery)
+    _write_evaluation(folder, generated, dataset, pipeline.metrics, header, f"crystens run: {generator}", gallery, sources)
 
 
 @main.command()
@@ -503,8 +525,9 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
 @click.option("--decoder-option", "decoder_options", multiple=True, help="Decoder setting KEY=VALUE (repeatable).")
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
 @click.option("--title", default=None, help="Report heading.")
+@click.option("--sun-source", "sun_sources", multiple=True, help=SUN_SOURCE_HELP)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
-def evaluate(reference, generated, metrics, metric_options, decoder, decoder_options, gallery, title, output):
+def evaluate(reference, generated, metrics, metric_options, decoder, decoder_options, gallery, title, sun_sources, output):
     """Evaluate generated crystals against a reference set; writes metrics.json, details.npz, report.md and report.html.
 
     Unreadable or empty files, unknown elements and failed decodings are listed per
@@ -515,6 +538,7 @@ def evaluate(reference, generated, metrics, metric_options, decoder, decoder_opt
 
     try:
         instances = _metric_instances(metrics, metric_options)
+        sources = _sun_sources(sun_sources, instances)
         generated_set = read_generated(generated, decoder=decoder, decoder_config=_parse_config(decoder_options), progress=True)
         reference_set = load_dataset(reference, progress=True)
     except (CrystensError, ValueError, TypeError) as exc:
@@ -522,7 +546,7 @@ def evaluate(reference, generated, metrics, metric_options, decoder, decoder_opt
     if len(reference_set) == 0:
         raise click.ClickException(f"{reference}: no usable reference structures ({reference_set.skipped})")
     header = {"command": "evaluate", "reference_dataset": reference, "generated_path": str(generated)}
-    _write_evaluation(Path(output), generated_set, reference_set, instances, header, title or f"crystens evaluate: {Path(generated).name}", gallery)
+    _write_evaluation(Path(output), generated_set, reference_set, instances, header, title or f"crystens evaluate: {Path(generated).name}", gallery, sources)
 
 
 @main.command()
