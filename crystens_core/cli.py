@@ -399,6 +399,24 @@ def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[
     return instances
 
 
+def _sun_sources(pairs: tuple[str, ...], names: dict[str, Any]) -> dict[str, str]:
+    """``--sun-source INPUT=METRIC`` values → input → metric name."""
+    from crystens_core.evaluation import SUN_INPUTS
+
+    sources = {}
+    for pair in pairs:
+        key, equals, metric = pair.partition("=")
+        if not equals or key not in SUN_INPUTS or not metric:
+            raise click.BadParameter(f"expected INPUT=METRIC with INPUT one of {', '.join(SUN_INPUTS)}, got {pair!r}", param_hint="--sun-source")
+        if metric not in names:
+            raise click.BadParameter(f"{pair!r}: {metric!r} is not one of the --metric names ({', '.join(names)})", param_hint="--sun-source")
+        sources[key] = metric
+    return sources
+
+
+SUN_SOURCE_HELP = "Metric that supplies a S.U.N. input, INPUT=METRIC (is_unique, is_novel, e_above_hull; repeatable); needed only when several metrics supply one (otherwise the first is used and metrics.json records a warning)."
+
+
 @main.command()
 @_with_train_options
 @click.option("--metric", "metrics", multiple=True, default=("self-consistency", "ks"), show_default=True, help="Metric name (repeatable).")
@@ -406,13 +424,16 @@ def _metric_instances(names: tuple[str, ...], options: tuple[str, ...]) -> dict[
 @click.option("--samples", type=int, default=1000, show_default=True, help="Crystals to generate and evaluate.")
 @click.option("--decoder", default="auto", show_default=True)
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
+@click.option("--sun-source", "sun_sources", multiple=True, help=SUN_SOURCE_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False), help="Report folder (default runs/<generator>).")
-def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, output):
+def run(generator, data, preset, steps, batch_size, seed, options, time_limit, resume, allow_data_change, metrics, metric_options, samples, decoder, gallery, sun_sources, output):
     """Train, sample, decode and evaluate in one go; writes the report folder (metrics.json, details.npz, report.md, report.html)."""
     from crystens_core.plugins import get_decoder
 
     try:
-        pipeline = _pipeline(generator, preset, batch_size, seed, options, decoder=get_decoder(decoder), metrics=_metric_instances(metrics, metric_options))
+        instances = _metric_instances(metrics, metric_options)
+        sources = _sun_sources(sun_sources, instances)
+        pipeline = _pipeline(generator, preset, batch_size, seed, options, decoder=get_decoder(decoder), metrics=instances)
         pipeline.run(
             output or Path("runs") / generator,
             data,
@@ -423,6 +444,7 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
             resume=resume,
             allow_data_change=allow_data_change,
             gallery=gallery,
+            sun_sources=sources,
             echo=click.echo,
             progress=True,
         )
@@ -440,8 +462,9 @@ def run(generator, data, preset, steps, batch_size, seed, options, time_limit, r
 @click.option("--decoder-option", "decoder_options", multiple=True, help="Decoder setting KEY=VALUE (repeatable).")
 @click.option("--gallery", type=int, default=12, show_default=True, help="Generated structures drawn in the report.")
 @click.option("--title", default=None, help="Report heading.")
+@click.option("--sun-source", "sun_sources", multiple=True, help=SUN_SOURCE_HELP)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
-def evaluate(reference, generated, metrics, metric_options, deprecated_metric_options, decoder, decoder_options, gallery, title, output):
+def evaluate(reference, generated, metrics, metric_options, deprecated_metric_options, decoder, decoder_options, gallery, title, sun_sources, output):
     """Evaluate generated crystals against a reference set; writes metrics.json, details.npz, report.md and report.html.
 
     Unreadable or empty files, unknown elements and failed decodings are listed per
@@ -455,6 +478,7 @@ def evaluate(reference, generated, metrics, metric_options, deprecated_metric_op
         warnings.warn("`crystens evaluate --option` is deprecated: use --metric-option METRIC.KEY=VALUE (as `crystens run` does)", FutureWarning, stacklevel=1)
     try:
         instances = _metric_instances(metrics, deprecated_metric_options + metric_options)
+        sources = _sun_sources(sun_sources, instances)
         generated_set = read_generated(generated, decoder=decoder, decoder_config=_parse_config(decoder_options, "--decoder-option"), progress=True)
         reference_set = load_dataset(reference, progress=True)
     except (CrystensError, ValueError, TypeError) as exc:
@@ -462,7 +486,7 @@ def evaluate(reference, generated, metrics, metric_options, deprecated_metric_op
     if len(reference_set) == 0:
         raise click.ClickException(f"{reference}: no usable reference structures ({reference_set.skipped})")
     header = {"command": "evaluate", "reference_dataset": reference, "generated_path": str(generated)}
-    write_evaluation(output, generated_set, reference_set, instances, header=header, title=title or f"crystens evaluate: {Path(generated).name}", gallery=gallery, echo=click.echo)
+    write_evaluation(output, generated_set, reference_set, instances, header=header, title=title or f"crystens evaluate: {Path(generated).name}", gallery=gallery, sun_sources=sources, echo=click.echo)
 
 
 @main.command()

@@ -284,6 +284,9 @@ class Evaluation:
         sun: the S.U.N. figures (:func:`sun_figures`), None when the details lack an input.
         detail_errors: metric name → why (some of) its details were left out.
         seconds: metric name → wall time of the metric (s).
+        sun_inputs: S.U.N. input (``is_unique``, ``is_novel``, ``e_above_hull``) → the
+            metric whose details supplied it (see :func:`sun_inputs`).
+        sun_warnings: why a S.U.N. input is ambiguous or the chosen source is missing.
     """
 
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -291,6 +294,8 @@ class Evaluation:
     sun: dict[str, float] | None = None
     detail_errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    sun_inputs: dict[str, str] = field(default_factory=dict)
+    sun_warnings: list[str] = field(default_factory=list)
 
 
 def check_details(details: Any, n_generated: int | None) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
@@ -352,6 +357,7 @@ def run_metrics(
     reference: list | None = None,
     stability_threshold: float = STABILITY_THRESHOLD,
     on_metric: Callable[[str], None] | None = None,
+    sun_sources: dict[str, str] | None = None,
 ) -> Evaluation:
     """Run every metric (``compute_details`` where it exists); one failing metric never stops the others.
 
@@ -362,10 +368,13 @@ def run_metrics(
         reference: reference (training) structures.
         stability_threshold: energy above hull (eV/atom) up to which a structure is stable, for S.U.N.
         on_metric: called with each metric's name before it runs (progress messages).
+        sun_sources: S.U.N. input → the metric to take it from, where several metrics supply it
+            (see :func:`sun_inputs`).
 
     Returns:
         An :class:`Evaluation`; its ``sun`` is set when the generated details have
-        ``is_unique``, ``is_novel`` and ``e_above_hull``.
+        ``is_unique``, ``is_novel`` and ``e_above_hull``, ``sun_inputs`` names the metric
+        each came from and ``sun_warnings`` says where that was ambiguous.
     """
     inputs = {"tensors": tensors, "structures": structures, "reference": reference}
     evaluation = Evaluation()
@@ -396,20 +405,51 @@ def run_metrics(
             evaluation.figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
         evaluation.seconds[name] = time.perf_counter() - started
     n = len(structures) if structures is not None else (len(tensors) if tensors is not None else 0)
-    evaluation.sun = sun_figures(evaluation.details, n, stability_threshold)
+    evaluation.sun_inputs, evaluation.sun_warnings = sun_inputs(evaluation.details, n, sun_sources)
+    evaluation.sun = sun_figures(evaluation.details, n, stability_threshold, sun_sources)
     return evaluation
 
 
-def _find_generated(details: dict[str, dict[str, dict[str, np.ndarray]]], name: str, n: int) -> np.ndarray | None:
-    for metric_details in details.values():
-        array = metric_details.get("generated", {}).get(name)
-        if array is not None and len(array) == n:
-            return array
-    return None
+def sun_inputs(details: dict[str, dict[str, dict[str, np.ndarray]]], n: int, sources: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Which metric supplies each S.U.N. input, and warnings where that is not clear-cut.
+
+    An input (``is_unique``, ``is_novel``, ``e_above_hull``) comes from the generated
+    details of a metric, one value per generated item. ``sources`` (input → metric name,
+    ``--sun-source`` on the command line) chooses it explicitly. Without a choice, a
+    single metric supplying the input is used; when several do, the first that ran is
+    used **and** a warning names them all (and how to choose), so that two energy-above-hull
+    metrics never decide the S.U.N. rate silently. A chosen metric that does not supply
+    the input gives a warning and no S.U.N. rate.
+
+    Returns:
+        ``(inputs, warnings)``: input → metric name (inputs no metric supplies are left out),
+        and the warnings (recorded as ``sun_warnings`` in metrics.json).
+    """
+    sources = dict(sources or {})
+    chosen: dict[str, str] = {}
+    warnings_: list[str] = []
+    unknown = sorted(set(sources) - set(SUN_INPUTS))
+    if unknown:
+        warnings_.append(f"sun source for {', '.join(map(repr, unknown))} ignored: the S.U.N. inputs are {', '.join(SUN_INPUTS)}")
+    for name in SUN_INPUTS:
+        candidates = [metric for metric, sides in details.items() if (a := sides.get("generated", {}).get(name)) is not None and len(a) == n]
+        if name in sources:
+            if sources[name] in candidates:
+                chosen[name] = sources[name]
+            else:
+                warnings_.append(f"{name}: the chosen metric {sources[name]!r} gave no {name} for the {n} generated items" + (f" (supplied by {', '.join(map(repr, candidates))})" if candidates else ""))
+            continue
+        if candidates:
+            chosen[name] = candidates[0]
+        if len(candidates) > 1:
+            warnings_.append(f"{name}: supplied by several metrics ({', '.join(map(repr, candidates))}); the S.U.N. rate uses {candidates[0]!r}, the first that ran (choose one with --sun-source {name}=METRIC)")
+    return chosen, warnings_
 
 
-def sun_figures(details: dict[str, dict[str, dict[str, np.ndarray]]], n: int, threshold: float = STABILITY_THRESHOLD) -> dict[str, float] | None:
+def sun_figures(details: dict[str, dict[str, dict[str, np.ndarray]]], n: int, threshold: float = STABILITY_THRESHOLD, sources: dict[str, str] | None = None) -> dict[str, float] | None:
     """The S.U.N. rate from per-structure details of any metrics, or None when one input is missing.
+
+    Each input comes from the metric :func:`sun_inputs` picks (``sources`` chooses explicitly).
 
     A structure counts when ``e_above_hull <= threshold`` (eV/atom), ``is_unique == 1`` and
     ``is_novel == 1``; NaN (a failed or missing structure) never counts. Rates are over all
@@ -420,8 +460,11 @@ def sun_figures(details: dict[str, dict[str, dict[str, np.ndarray]]], n: int, th
         the matching counts ``n_sun``, ``n_stable``, ``n_unique``, ``n_novel``, and ``n_generated``,
         ``stability_threshold``.
     """
-    arrays = {name: _find_generated(details, name, n) for name in SUN_INPUTS}
-    if n == 0 or any(a is None for a in arrays.values()):
+    chosen, _ = sun_inputs(details, n, sources)
+    if n == 0 or any(name not in chosen for name in SUN_INPUTS):
+        return None
+    arrays = {name: details[chosen[name]]["generated"][name] for name in SUN_INPUTS}
+    if any(a is None for a in arrays.values()):
         return None
     with np.errstate(invalid="ignore"):
         unique = arrays["is_unique"] == 1.0
@@ -455,7 +498,7 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
     Args:
         structures: pymatgen Structures, None for failed items.
         symprec: spglib tolerance (Å).
-        known: arrays already computed (e.g. the ``ks`` metric's details); a known
+        known: arrays already computed (a metric's details); a known
             ``spacegroup`` of the right length saves the spglib calls.
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -485,6 +528,16 @@ def structure_property_arrays(structures: list, symprec: float = 0.1, known: dic
         sites.extend(structure.atomic_numbers)
     values["atomic_number_sites"] = np.asarray(sites, dtype=float)
     return values
+
+
+def _known_spacegroups(metrics: dict[str, Any], details: dict, symprec: float) -> dict[str, np.ndarray]:
+    """Side → ``{"spacegroup": array}`` of the first metric that reports space groups in its
+    details and was run at the same ``symprec`` (its ``symprec`` attribute)."""
+    for name, metric in metrics.items():
+        sides = details.get(name, {})
+        if getattr(metric, "symprec", None) == symprec and "spacegroup" in sides.get("generated", {}):
+            return {side: {"spacegroup": values["spacegroup"]} for side, values in sides.items() if "spacegroup" in values}
+    return {}
 
 
 # -- the record every report folder holds -------------------------------------------------
@@ -536,6 +589,7 @@ def evaluate_generated(
     symprec: float = 0.1,
     stability_threshold: float = STABILITY_THRESHOLD,
     on_metric: Callable[[str], None] | None = None,
+    sun_sources: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, np.ndarray]]]]:
     """Run ``metrics`` on ``generated`` against ``reference`` and build the report record.
 
@@ -547,6 +601,7 @@ def evaluate_generated(
         symprec: spglib tolerance (Å) for the plotted space groups.
         stability_threshold: eV/atom, for the S.U.N. rate.
         on_metric: called with each metric's name before it runs.
+        sun_sources: S.U.N. input → metric to take it from (see :func:`sun_inputs`).
 
     Returns:
         ``(record, details)``: the JSON-able record written to ``metrics.json`` and the
@@ -556,15 +611,14 @@ def evaluate_generated(
     from crystens_core import __version__
 
     reference_structures, reference_skipped = checked_reference(reference)
-    evaluation = run_metrics(metrics, tensors=generated.tensors, structures=generated.structures, reference=reference_structures, stability_threshold=stability_threshold, on_metric=on_metric)
+    evaluation = run_metrics(metrics, tensors=generated.tensors, structures=generated.structures, reference=reference_structures, stability_threshold=stability_threshold, on_metric=on_metric, sun_sources=sun_sources)
     details = dict(evaluation.details)
-    same_symprec = getattr(metrics.get("ks"), "symprec", None) == symprec
-    ks = evaluation.details.get("ks", {}) if same_symprec else {}  # its space groups save the spglib calls
+    known = _known_spacegroups(metrics, evaluation.details, symprec)  # a metric's space groups save the spglib calls
     details.setdefault(
         "structure",
         {
-            "generated": structure_property_arrays(generated.structures, symprec, ks.get("generated")),
-            "reference": structure_property_arrays(reference_structures, symprec, ks.get("reference")),
+            "generated": structure_property_arrays(generated.structures, symprec, known.get("generated")),
+            "reference": structure_property_arrays(reference_structures, symprec, known.get("reference")),
         },
     )
     record: dict[str, Any] = {
@@ -574,12 +628,14 @@ def evaluate_generated(
         "reference": {"source": getattr(reference, "name", ""), "structures": len(reference_structures), "skipped": reference_skipped.total, "skipped_by_reason": dict(reference_skipped.counts)},
         "metrics": evaluation.figures,
         "sun": evaluation.sun,
+        "sun_inputs": evaluation.sun_inputs,
+        "sun_warnings": evaluation.sun_warnings,
         "metric_settings": metric_settings(metrics),
         "metric_seconds": evaluation.seconds,
         "detail_errors": evaluation.detail_errors,
         "skipped": issue_list(generated.skipped),
         "warnings": issue_list(generated.warnings),
-        "settings": {"symprec": symprec, "stability_threshold_ev_per_atom": stability_threshold, "overlap_distance_angstrom": MIN_DISTANCE},
+        "settings": {"symprec": symprec, "stability_threshold_ev_per_atom": stability_threshold, "overlap_distance_angstrom": MIN_DISTANCE, "sun_sources": dict(sun_sources or {})},
         "details_file": "details.npz",
     }
     return record, details

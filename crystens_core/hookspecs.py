@@ -90,7 +90,20 @@ def crystens_register_metrics(register: RegisterCallback) -> None:
     per-structure values the report draws and saves in ``details.npz``. Generated
     arrays are aligned with ``structures`` (with ``tensors`` for tensor-only
     metrics): one value per item, NaN where it failed. The names ``is_unique``,
-    ``is_novel`` (1.0/0.0) and ``e_above_hull`` (eV/atom) give the S.U.N. rate.
+    ``is_novel`` (1.0/0.0) and ``e_above_hull`` (eV/atom) give the S.U.N. rate;
+    metrics.json records which metric supplied each (``sun_inputs``), and when two
+    metrics supply one, ``sun_warnings`` says so unless ``--sun-source INPUT=METRIC``
+    chose (see :func:`crystens_core.evaluation.sun_inputs`).
+
+    Optionally ``figures(details, **context)`` returns the metric's report figures,
+    a list of :class:`crystens_core.report.Figure` (key, title, caption and either a
+    ``draw(figure)`` function drawing into an empty matplotlib figure or ``png``
+    bytes). ``details`` is this metric's own details; ``context`` keywords, passed
+    only where the signature takes them: ``name`` (the metric's name in the run),
+    ``values`` (its figures), ``settings`` (the evaluation settings, e.g.
+    ``stability_threshold_ev_per_atom``) and ``all_details``. The report names no
+    metric: every figure beyond the structure plots and the gallery comes this way
+    (see :func:`crystens_core.report.metric_figures`).
     """
 
 

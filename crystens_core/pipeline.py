@@ -239,6 +239,7 @@ class CrystalPipeline:
         resume: bool = True,
         allow_data_change: bool = False,
         gallery: int = 12,
+        sun_sources: dict[str, str] | None = None,
         echo: Echo | None = None,
         progress: bool = False,
     ) -> dict[str, Any]:
@@ -268,7 +269,7 @@ class CrystalPipeline:
             "decoded": generated.n_structures,
             "decoder": decoder,
         }
-        return write_evaluation(folder, generated, dataset, self.metrics, header=header, title=f"crystens run: {name}", gallery=gallery, echo=echo)
+        return write_evaluation(folder, generated, dataset, self.metrics, header=header, title=f"crystens run: {name}", gallery=gallery, sun_sources=sun_sources, echo=echo)
 
 
 #: ``echo(line)`` or ``echo(line, err=True)`` (a line for stderr): where the pipeline's messages go (``click.echo`` fits).
@@ -301,6 +302,7 @@ def write_evaluation(
     header: dict[str, Any] | None = None,
     title: str = "crystens evaluation",
     gallery: int = 12,
+    sun_sources: dict[str, str] | None = None,
     echo: Echo | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``generated`` against ``reference`` and write the report folder; returns the ``metrics.json`` record.
@@ -313,6 +315,8 @@ def write_evaluation(
         header: entries placed first in ``metrics.json``.
         title: the report's heading.
         gallery: how many generated structures the report draws.
+        sun_sources: S.U.N. input (``is_unique``, ``is_novel``, ``e_above_hull``) → the metric
+            that supplies it, where several metrics supply one (see ``evaluate_generated``).
         echo: called with the lines worth printing (each metric's name before it runs, the
             skipped and warned items, failed metrics and the S.U.N. rate).
     """
@@ -320,8 +324,8 @@ def write_evaluation(
     from crystens_core.report import write_report
 
     echo = echo or _quiet
-    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: echo(f"metric {name} ...", err=True))
-    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery)
+    record, details = evaluate_generated(generated, reference, metrics, header=header, on_metric=lambda name: echo(f"metric {name} ...", err=True), sun_sources=sun_sources)
+    paths = write_report(folder, record, details, generated.structures, generated.ids, title=title, gallery=gallery, metrics=metrics)
     counts = generated.counts()
     echo(f"evaluated {counts['structures']} of {counts['items']} generated items against {len(reference)} reference structures")
     for issue_kind, issues in (("skipped", record["skipped"]), ("warning", record["warnings"])):
@@ -332,6 +336,8 @@ def write_evaluation(
     for name, values in record["metrics"].items():
         if "error" in values:
             echo(f"  metric {name}: {values['error']}", err=True)
+    for warning in record.get("sun_warnings") or []:
+        echo(f"  S.U.N. warning: {warning}", err=True)
     if record.get("sun"):
         echo(f"  S.U.N. rate {record['sun']['sun_rate']:.4f} ({int(record['sun']['n_sun'])} of {int(record['sun']['n_generated'])})")
     echo(f"report: {paths['html']} (metrics.json, details.npz, report.md beside it)")

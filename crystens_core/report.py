@@ -9,8 +9,13 @@ A report folder holds
   and ``ids`` (the generated items, aligned with every generated array);
 - ``figures/*.png``, ``report.md`` and a self-contained ``report.html`` (images embedded
   as base64 PNG) with the paper's figures redrawn from this run: lattice distributions
-  (Figs 4–5), space group and atomic number (Fig. 6), CGCNN property violins (Fig. 7),
-  energy above hull (Fig. 8) and a gallery of generated structures (Figs 9–11).
+  (Figs 4–5), space group and atomic number (Fig. 6), the figures each metric that ran
+  contributes through its optional ``figures(details, **context)`` method (e.g. the
+  property violins of Fig. 7, the energy above hull of Fig. 8; see :class:`Figure` and
+  :func:`metric_figures`) and a gallery of generated structures (Figs 9–11).
+
+The report names no metric: it draws from the ``structure`` group it computes itself,
+from what the metrics contribute, and from detail names of the metric contract.
 
 matplotlib (``crystens[eval]``) is imported inside the drawing functions, with the Agg
 canvas (no display); without it the report is written without figures and says so.
@@ -26,7 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -62,12 +67,42 @@ REFERENCE_COLOUR = "0.55"
 
 @dataclass
 class Figure:
-    """One drawn figure: a file stem, a title, a caption and the PNG bytes."""
+    """One report figure: a file stem, a title, a caption and either the PNG bytes or a drawing function.
+
+    This is what a metric's optional ``figures(details, **context)`` method returns
+    (see ``crystens_register_metrics`` in :mod:`crystens_core.hookspecs`).
+
+    Attributes:
+        key: file stem of ``figures/<key>.png`` and the HTML anchor (letters, digits, ``-``, ``_``).
+        title: heading above the figure.
+        caption: text below it.
+        png: the PNG bytes, when the plugin drew the picture itself; or
+        draw: a function called with an empty matplotlib Figure (Agg canvas, ``size`` inches,
+            constrained layout) that draws into it; the report saves it as PNG.
+        size: (width, height) in inches for ``draw``.
+        shows: the detail names the figure draws (they are left out of the "other
+            values" figure); None: every detail of the metric.
+    """
 
     key: str
     title: str
     caption: str
-    png: bytes
+    png: bytes | None = None
+    draw: Callable[[Any], None] | None = None
+    size: tuple[float, float] = (9.0, 4.2)
+    shows: tuple[str, ...] | None = None
+
+    def render(self) -> Figure:
+        """This figure with its PNG bytes (drawn now when it has ``draw``)."""
+        if self.png is not None:
+            if not isinstance(self.png, (bytes, bytearray)) or not bytes(self.png).startswith(b"\x89PNG"):
+                raise ValueError(f"figure {self.key!r}: png is not PNG bytes")
+            return self
+        if self.draw is None:
+            raise ValueError(f"figure {self.key!r}: give png bytes or a draw function")
+        figure = new_figure(*self.size)
+        self.draw(figure)
+        return Figure(self.key, self.title, self.caption, png_bytes(figure), shows=self.shows)
 
 
 # -- details.npz -----------------------------------------------------------------------------
@@ -99,16 +134,18 @@ def load_details(path: str | Path) -> tuple[dict[str, dict[str, dict[str, np.nda
     return details, ids
 
 
-def _side(details: dict, metric: str, side: str) -> dict[str, np.ndarray]:
+def metric_side(details: dict, metric: str, side: str) -> dict[str, np.ndarray]:
     return details.get(metric, {}).get(side, {})
 
 
-def _finite(values: Any) -> np.ndarray:
+def finite_values(values: Any) -> np.ndarray:
+    """The finite values of an array-like (None → empty), flattened."""
     array = np.asarray(values if values is not None else [], dtype=float).ravel()
     return array[np.isfinite(array)]
 
 
-def _label(name: str) -> str:
+def axis_label(name: str) -> str:
+    """The axis label of a detail name (units where known)."""
     return DETAIL_LABELS.get(name, name.replace("_", " "))
 
 
@@ -117,7 +154,7 @@ def have_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
@@ -126,7 +163,8 @@ def _new_figure(width: float, height: float):
     return figure
 
 
-def _png(figure) -> bytes:
+def png_bytes(figure) -> bytes:
+    """A matplotlib figure as PNG bytes (100 dpi)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
@@ -157,11 +195,11 @@ def draw_histograms(axis, series: Sequence[tuple[str, np.ndarray, str]], name: s
     that range) are drawn in the edge bins and counted as off-scale in the legend.
     ``density`` False draws counts (for a single series).
     """
-    reference = _finite(reference) if reference is not None else np.zeros(0)
-    series = [(label, _finite(values), colour) for label, values, colour in series]
+    reference = finite_values(reference) if reference is not None else np.zeros(0)
+    series = [(label, finite_values(values), colour) for label, values, colour in series]
     everything = np.concatenate([reference] + [values for _, values, _ in series])
-    axis.set_title(title or _label(name), fontsize=10)
-    axis.set_xlabel(_label(name), fontsize=9)
+    axis.set_title(title or axis_label(name), fontsize=10)
+    axis.set_xlabel(axis_label(name), fontsize=9)
     axis.tick_params(labelsize=8)
     if everything.size == 0:
         axis.text(0.5, 0.5, "no values", ha="center", va="center", transform=axis.transAxes, color="0.4")
@@ -188,13 +226,13 @@ def draw_histograms(axis, series: Sequence[tuple[str, np.ndarray, str]], name: s
 
 def is_binary(*arrays: Any) -> bool:
     """True when every finite value of every array is 0 or 1 (flags such as ``valid``)."""
-    values = np.concatenate([_finite(a) for a in arrays if a is not None] or [np.zeros(0)])
+    values = np.concatenate([finite_values(a) for a in arrays if a is not None] or [np.zeros(0)])
     return values.size > 0 and bool(np.isin(values, (0.0, 1.0)).all())
 
 
 def draw_shares(axis, series: Sequence[tuple[str, np.ndarray, str]], name: str, *, reference: np.ndarray | None = None, title: str = "") -> None:
     """Bars of the share of 1s (of the finite values) per series, for flags such as ``valid`` or ``covered``."""
-    rows = ([("reference", _finite(reference), REFERENCE_COLOUR)] if reference is not None and _finite(reference).size else []) + [(label, _finite(values), colour) for label, values, colour in series]
+    rows = ([("reference", finite_values(reference), REFERENCE_COLOUR)] if reference is not None and finite_values(reference).size else []) + [(label, finite_values(values), colour) for label, values, colour in series]
     for position, (label, values, colour) in enumerate(rows):
         share = float(values.mean()) if values.size else 0.0
         axis.barh(position, share, height=0.5, color=colour, alpha=0.8)
@@ -202,62 +240,67 @@ def draw_shares(axis, series: Sequence[tuple[str, np.ndarray, str]], name: str, 
     axis.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=8)
     axis.set_ylim(-0.75, len(rows) - 0.25)
     axis.set_xlim(0, 1)
-    axis.set_xlabel(f"share with {_label(name)} = 1", fontsize=9)
-    axis.set_title(title or _label(name), fontsize=10)
+    axis.set_xlabel(f"share with {axis_label(name)} = 1", fontsize=9)
+    axis.set_title(title or axis_label(name), fontsize=10)
     axis.tick_params(labelsize=8)
 
 
-def _ks_title(name: str, figures: dict[str, Any]) -> str:
-    ks = figures.get("ks", {}) if isinstance(figures, dict) else {}
-    value = ks.get(f"ks_{'atomic_number' if name == 'atomic_number_sites' else name}")
-    return f"{_label(name)}   K-S D = {value:.3f}" if isinstance(value, (int, float)) and np.isfinite(value) else _label(name)
+def _statistic_title(name: str, figures: dict[str, Any]) -> str:
+    """The axis label, with the two-sample K-S statistic of the property when a metric reports one.
+
+    By the figure-naming convention of the metric contract a K-S statistic of property
+    ``p`` is named ``ks_<p>`` (``ks_atomic_number`` for the site-pooled atomic numbers);
+    when several metrics report it, the title names the metric it was taken from.
+    """
+    key = f"ks_{'atomic_number' if name == 'atomic_number_sites' else name}"
+    found = [(metric, values[key]) for metric, values in (figures or {}).items() if isinstance(values, dict) and isinstance(values.get(key), (int, float)) and np.isfinite(values[key])]
+    if not found:
+        return axis_label(name)
+    metric, value = found[0]
+    return f"{axis_label(name)}   K-S D = {value:.3f}" + (f" ({metric})" if len(found) > 1 else "")
 
 
 def figure_lattice(details: dict, figures: dict) -> Figure | None:
     """Paper Figs 4–5: a, b, c and α, β, γ, reference vs generated."""
-    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    generated, reference = metric_side(details, STRUCTURE_GROUP, "generated"), metric_side(details, STRUCTURE_GROUP, "reference")
     if not any(name in generated for name in LATTICE):
         return None
-    figure = _new_figure(13, 7)
+    figure = new_figure(13, 7)
     axes = figure.subplots(2, 3)
     for axis, name in zip(axes.ravel(), LATTICE):
-        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), title=_ks_title(name, figures))
+        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), title=_statistic_title(name, figures))
     figure.suptitle("Lattice parameters (paper Figs 4–5)")
-    return Figure("lattice", "Lattice parameters", "Distributions of the lattice lengths a, b, c (Å) and angles α, β, γ (degrees) of the reference and the generated structures (paper Figs 4–5).", _png(figure))
+    return Figure("lattice", "Lattice parameters", "Distributions of the lattice lengths a, b, c (Å) and angles α, β, γ (degrees) of the reference and the generated structures (paper Figs 4–5).", png_bytes(figure))
 
 
 def figure_spacegroup_atomic_number(details: dict, figures: dict) -> Figure | None:
     """Paper Fig. 6: space group numbers and atomic numbers."""
-    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    generated, reference = metric_side(details, STRUCTURE_GROUP, "generated"), metric_side(details, STRUCTURE_GROUP, "reference")
     if "spacegroup" not in generated and "atomic_number_sites" not in generated:
         return None
-    figure = _new_figure(13, 4)
+    figure = new_figure(13, 4)
     axes = figure.subplots(1, 2)
-    draw_histograms(axes[0], [("generated", generated.get("spacegroup"), "C0")], "spacegroup", reference=reference.get("spacegroup"), discrete=True, fixed=(1, 230), title=_ks_title("spacegroup", figures))
-    top = int(max(94, np.nanmax(np.concatenate([_finite(generated.get("atomic_number_sites")), _finite(reference.get("atomic_number_sites")), [1.0]]))))
-    draw_histograms(axes[1], [("generated", generated.get("atomic_number_sites"), "C0")], "atomic_number_sites", reference=reference.get("atomic_number_sites"), discrete=True, fixed=(1, top), title=_ks_title("atomic_number_sites", figures))
+    draw_histograms(axes[0], [("generated", generated.get("spacegroup"), "C0")], "spacegroup", reference=reference.get("spacegroup"), discrete=True, fixed=(1, 230), title=_statistic_title("spacegroup", figures))
+    top = int(max(94, np.nanmax(np.concatenate([finite_values(generated.get("atomic_number_sites")), finite_values(reference.get("atomic_number_sites")), [1.0]]))))
+    draw_histograms(axes[1], [("generated", generated.get("atomic_number_sites"), "C0")], "atomic_number_sites", reference=reference.get("atomic_number_sites"), discrete=True, fixed=(1, top), title=_statistic_title("atomic_number_sites", figures))
     figure.suptitle("Space group and atomic number (paper Fig. 6)")
-    return Figure("spacegroup-atomic-number", "Space group and atomic number", "Space group numbers (spglib) per structure and atomic numbers over every site, reference vs generated (paper Fig. 6).", _png(figure))
+    return Figure("spacegroup-atomic-number", "Space group and atomic number", "Space group numbers (spglib) per structure and atomic numbers over every site, reference vs generated (paper Fig. 6).", png_bytes(figure))
 
 
 def figure_composition(details: dict, figures: dict) -> Figure | None:
     """Density, elements per structure and sites per cell."""
-    generated, reference = _side(details, STRUCTURE_GROUP, "generated"), _side(details, STRUCTURE_GROUP, "reference")
+    generated, reference = metric_side(details, STRUCTURE_GROUP, "generated"), metric_side(details, STRUCTURE_GROUP, "reference")
     names = [n for n in ("density", "n_elements", "n_sites") if n in generated]
     if not names:
         return None
-    figure = _new_figure(13, 3.8)
+    figure = new_figure(13, 3.8)
     axes = np.atleast_1d(figure.subplots(1, len(names)))
     for axis, name in zip(axes, names):
-        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), discrete=name != "density", title=_ks_title(name, figures))
-    return Figure("density-elements-sites", "Density, elements and sites", "Density (g/cm³), number of elements and number of sites per structure, reference vs generated.", _png(figure))
+        draw_histograms(axis, [("generated", generated.get(name), "C0")], name, reference=reference.get(name), discrete=name != "density", title=_statistic_title(name, figures))
+    return Figure("density-elements-sites", "Density, elements and sites", "Density (g/cm³), number of elements and number of sites per structure, reference vs generated.", png_bytes(figure))
 
 
-def _cgcnn_metrics(details: dict) -> list[str]:
-    return [m for m in details if "cgcnn" in m.lower() and _side(details, m, "generated")]
-
-
-def _violin(axis, data: list[np.ndarray], labels: list[str], colours: list[str]) -> None:
+def violin(axis, data: list[np.ndarray], labels: list[str], colours: list[str]) -> None:
     positions = [i + 1 for i, values in enumerate(data) if values.size]
     shown = [values for values in data if values.size]
     spread = [values for values in shown if values.size >= 2 and np.ptp(values) > 0]
@@ -276,54 +319,16 @@ def _violin(axis, data: list[np.ndarray], labels: list[str], colours: list[str])
     axis.set_xticks(range(1, len(labels) + 1), [f"{label}\n(n={values.size})" for label, values in zip(labels, data)], fontsize=8)
 
 
-def figure_cgcnn(details: dict, figures: dict) -> Figure | None:
-    """Paper Fig. 7: violin plots of the CGCNN-predicted properties, reference vs generated."""
-    metrics = _cgcnn_metrics(details)
-    if not metrics:
-        return None
-    metric = metrics[0]
-    generated, reference = _side(details, metric, "generated"), _side(details, metric, "reference")
-    names = list(generated)
-    columns = min(4, len(names))
-    rows = int(np.ceil(len(names) / columns))
-    figure = _new_figure(3.3 * columns, 3.4 * rows)
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    metric_figures = figures.get(metric, {}) if isinstance(figures, dict) else {}
-    for axis, name in zip(axes, names):
-        _violin(axis, [_finite(reference.get(name)), _finite(generated[name])], ["reference", "generated"], [REFERENCE_COLOUR, "C0"])
-        ks = next((metric_figures[k] for k in (f"ks_{name}", f"{name}_ks") if isinstance(metric_figures.get(k), (int, float))), None)
-        axis.set_title(_label(name) + (f"\nK-S D = {ks:.3f}" if ks is not None and np.isfinite(ks) else ""), fontsize=9)
-        axis.tick_params(labelsize=8)
-    for axis in axes[len(names) :]:
-        axis.set_axis_off()
-    figure.suptitle(f"CGCNN-predicted properties (paper Fig. 7; metric {metric})")
-    return Figure("cgcnn", "CGCNN properties", f"Violin plots of the properties CGCNN predicts for the reference and the generated structures (paper Fig. 7), from the details of metric `{metric}`.", _png(figure))
-
-
-def _ehull(details: dict) -> tuple[str, np.ndarray, np.ndarray | None] | None:
+def energies_above_hull(details: dict, source: str | None = None) -> tuple[str, np.ndarray] | None:
+    """``(metric, generated e_above_hull)`` from ``source`` (the metric the S.U.N. rate used, see
+    :func:`crystens_core.evaluation.sun_inputs`) or, without one, the first metric that reports it."""
+    if source is not None:
+        values = metric_side(details, source, "generated").get("e_above_hull")
+        return None if values is None else (source, values)
     for metric, sides in details.items():
         if "e_above_hull" in sides.get("generated", {}):
-            return metric, sides["generated"]["e_above_hull"], sides.get("reference", {}).get("e_above_hull")
+            return metric, sides["generated"]["e_above_hull"]
     return None
-
-
-def figure_ehull(details: dict, figures: dict, threshold: float = STABILITY_THRESHOLD) -> Figure | None:
-    """Paper Fig. 8: energy above hull of the generated structures."""
-    found = _ehull(details)
-    if found is None:
-        return None
-    metric, generated, reference = found
-    values = _finite(generated)
-    figure = _new_figure(9, 4.2)
-    axis = figure.subplots()
-    draw_histograms(axis, [("generated", values, "C0")], "e_above_hull", reference=reference, title="", density=reference is not None and _finite(reference).size > 0)
-    axis.axvline(threshold, color="C3", linestyle="--", linewidth=1.2, label=f"stable ≤ {threshold} eV/atom")
-    axis.legend(fontsize=8, frameon=False)
-    stable = int((values <= threshold).sum())
-    share = f"{stable} of {len(generated)} generated structures ({stable / len(generated):.1%}) within {threshold} eV/atom of the hull" if len(generated) else "no structures"
-    axis.set_title(share, fontsize=10)
-    figure.suptitle(f"Energy above hull (paper Fig. 8; metric {metric})")
-    return Figure("e-above-hull", "Energy above hull", f"Energy above the convex hull (eV/atom) of the generated structures (paper Fig. 8); {share}. NaN (failed) structures are left out of the histogram.", _png(figure))
 
 
 def _element_colours() -> dict[str, tuple[float, float, float]]:
@@ -356,19 +361,19 @@ def draw_structure(axis, structure, title: str, colours: dict[str, tuple[float, 
     axis.legend(fontsize=7, frameon=False, loc="lower left", markerscale=0.6, handletextpad=0.2, borderpad=0.1, ncols=min(4, len(set(elements))))
 
 
-def gallery_order(structures: Sequence, details: dict) -> list[int]:
+def gallery_order(structures: Sequence, details: dict, source: str | None = None) -> list[int]:
     """Indices of the structures to show: most stable first when energies above hull exist, else input order."""
     present = [i for i, s in enumerate(structures) if s is not None]
-    found = _ehull(details)
+    found = energies_above_hull(details, source)
     if found is not None and len(found[1]) == len(structures):
         energies = np.asarray(found[1], dtype=float)
         return sorted(present, key=lambda i: (not np.isfinite(energies[i]), energies[i] if np.isfinite(energies[i]) else 0.0))
     return present
 
 
-def figure_gallery(structures: Sequence, ids: Sequence[str], details: dict, count: int = 12) -> Figure | None:
+def figure_gallery(structures: Sequence, ids: Sequence[str], details: dict, count: int = 12, source: str | None = None) -> Figure | None:
     """Paper Figs 9–11: generated structures drawn in their unit cells."""
-    order = gallery_order(structures, details)[:count]
+    order = gallery_order(structures, details, source)[:count]
     if not order:
         return None
     import warnings
@@ -376,10 +381,10 @@ def figure_gallery(structures: Sequence, ids: Sequence[str], details: dict, coun
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
 
     colours = _element_colours()
-    found = _ehull(details)
+    found = energies_above_hull(details, source)
     columns = min(4, len(order))
     rows = int(np.ceil(len(order) / columns))
-    figure = _new_figure(3.4 * columns, 3.5 * rows)
+    figure = new_figure(3.4 * columns, 3.5 * rows)
     for position, index in enumerate(order):
         axis = figure.add_subplot(rows, columns, position + 1, projection="3d")
         structure = structures[index]
@@ -391,55 +396,127 @@ def figure_gallery(structures: Sequence, ids: Sequence[str], details: dict, coun
             title += f"\nE_hull {found[1][index]:.3f} eV/atom"
         draw_structure(axis, structure, title, colours)
     figure.suptitle("Generated structures in their unit cells (paper Figs 9–11)")
-    how = "sorted by energy above hull, most stable first" if found is not None else "in input order"
-    return Figure("gallery", "Generated structures", f"{len(order)} generated structures, {how}: atoms of the unit cell coloured by element (Jmol colours), cell edges in grey (paper Figs 9–11).", _png(figure))
+    how = f"sorted by energy above hull, most stable first (metric `{found[0]}`)" if found is not None and len(found[1]) == len(structures) else "in input order"
+    return Figure("gallery", "Generated structures", f"{len(order)} generated structures, {how}: atoms of the unit cell coloured by element (Jmol colours), cell edges in grey (paper Figs 9–11).", png_bytes(figure))
 
 
-def _other_panels(details: dict) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
-    skip = set(_cgcnn_metrics(details)) | {STRUCTURE_GROUP}
-    drawn = set(_side(details, STRUCTURE_GROUP, "generated")) | {"e_above_hull"}
+def _other_panels(details: dict, shown: dict[str, set[str] | None]) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
+    """Per-structure values no other figure draws; ``shown``: metric → the detail names its own figures draw (None: all)."""
+    drawn = set(metric_side(details, STRUCTURE_GROUP, "generated"))
     panels = []
     for metric, sides in details.items():
-        if metric in skip:
+        if metric == STRUCTURE_GROUP or (metric in shown and shown[metric] is None):
             continue
         for name, values in sides.get("generated", {}).items():
-            if name in drawn:  # drawn elsewhere (the ks metric's a, b, c are in the structure figures)
+            if name in drawn or name in (shown.get(metric) or ()):  # drawn elsewhere (a metric's own a, b, c are in the structure figures)
                 continue
             panels.append((metric, name, values, sides.get("reference", {}).get(name)))
     return panels
 
 
-def figure_other(details: dict, limit: int = 12) -> Figure | None:
+def figure_other(details: dict, limit: int = 12, shown: dict[str, set[str] | None] | None = None) -> Figure | None:
     """Histograms of every other per-structure value the metrics reported."""
-    panels = _other_panels(details)[:limit]
+    panels = _other_panels(details, shown or {})[:limit]
     if not panels:
         return None
     columns = min(3, len(panels))
     rows = int(np.ceil(len(panels) / columns))
-    figure = _new_figure(4.4 * columns, 3.4 * rows)
+    figure = new_figure(4.4 * columns, 3.4 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for axis, (metric, name, generated, reference) in zip(axes, panels):
-        values = _finite(generated)
+        values = finite_values(generated)
         if is_binary(generated, reference):
-            draw_shares(axis, [("generated", generated, "C0")], name, reference=reference, title=f"{metric}: {_label(name)}")
+            draw_shares(axis, [("generated", generated, "C0")], name, reference=reference, title=f"{metric}: {axis_label(name)}")
             continue
         discrete = values.size > 0 and np.all(values == np.round(values)) and np.ptp(values) <= 200
-        draw_histograms(axis, [("generated", generated, "C0")], name, reference=reference, discrete=bool(discrete), title=f"{metric}: {_label(name)}")
+        draw_histograms(axis, [("generated", generated, "C0")], name, reference=reference, discrete=bool(discrete), title=f"{metric}: {axis_label(name)}")
     for axis in axes[len(panels) :]:
         axis.set_axis_off()
-    return Figure("other-details", "Other per-structure values", "Histograms of the other per-structure values the metrics reported (generated, and reference where the metric gives one).", _png(figure))
+    return Figure("other-details", "Other per-structure values", "Histograms of the other per-structure values the metrics reported (generated, and reference where the metric gives one).", png_bytes(figure))
 
 
-def draw_report_figures(details: dict, figures: dict, structures: Sequence, ids: Sequence[str], *, gallery: int = 12, threshold: float = STABILITY_THRESHOLD) -> list[Figure]:
-    """Every figure the data allow, in the paper's order."""
+def _call_figures(method, details: dict, context: dict[str, Any]) -> Any:
+    """``method(details, **context)``, passing only the keywords its signature accepts."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return method(details)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return method(details, **context)
+    return method(details, **{k: v for k, v in context.items() if k in parameters})
+
+
+def metric_figures(metrics: dict[str, Any], details: dict, figures: dict, settings: dict[str, Any] | None = None) -> tuple[list[Figure], dict[str, set[str] | None], dict[str, str]]:
+    """The figures the metrics that ran contribute through their optional ``figures`` method.
+
+    Each metric with details in this run and a callable ``figures`` is called as
+    ``figures(details, name=..., values=..., settings=..., all_details=...)`` (only the
+    keywords its signature takes): ``details`` its own ``{"generated": ..., "reference": ...}``,
+    ``values`` its figures, ``settings`` the evaluation settings, ``all_details`` every
+    metric's. A metric that fails to draw loses its figure, not the report.
+
+    Returns:
+        ``(figures, shown, errors)``: the drawn figures in metric order (a key two metrics
+        share gets the metric name in front), metric → detail names its figures draw
+        (None: all), metric → error message.
+    """
+    drawn: list[Figure] = []
+    shown: dict[str, set[str] | None] = {}
+    errors: dict[str, str] = {}
+    keys: set[str] = set()
+    for name, metric in metrics.items():
+        method = getattr(metric, "figures", None)
+        if not callable(method) or name not in details:
+            continue
+        context = {"name": name, "values": (figures or {}).get(name, {}), "settings": settings or {}, "all_details": details}
+        try:
+            contributed = [f.render() for f in (_call_figures(method, details[name], context) or [])]
+            for figure in contributed:
+                if not isinstance(figure, Figure):
+                    raise TypeError(f"figures() must return crystens_core.report.Figure objects, got {type(figure).__name__}")
+        except Exception as exc:  # one metric's drawing must not lose the report
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        for figure in contributed:
+            key = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(figure.key)) or "figure"
+            if key in keys or key in CORE_FIGURE_KEYS:
+                key = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{name}-{key}")
+            keys.add(key)
+            drawn.append(Figure(key, figure.title, figure.caption, figure.png, shows=figure.shows))
+            if figure.shows is None:
+                shown[name] = None
+            elif shown.get(name, set()) is not None:
+                shown[name] = set(shown.get(name) or ()) | set(figure.shows)
+    return drawn, shown, errors
+
+
+CORE_FIGURE_KEYS = ("lattice", "spacegroup-atomic-number", "density-elements-sites", "gallery", "other-details")
+
+
+def draw_report_figures(details: dict, figures: dict, structures: Sequence, ids: Sequence[str], *, gallery: int = 12, threshold: float = STABILITY_THRESHOLD, metrics: dict[str, Any] | None = None, settings: dict[str, Any] | None = None, energy_source: str | None = None, errors: dict[str, str] | None = None) -> list[Figure]:
+    """Every figure the data allow, in the paper's order: the structure figures (Figs 4–6),
+    what each metric that ran contributes (in run order), the gallery (Figs 9–11), the other values.
+
+    Args:
+        metrics: metric name → instance, for their ``figures`` methods.
+        settings: the evaluation settings handed to them (``stability_threshold_ev_per_atom``
+            defaults to ``threshold``).
+        energy_source: the metric whose ``e_above_hull`` orders the gallery.
+        errors: filled with metric name → why its figures are missing.
+    """
+    settings = {"stability_threshold_ev_per_atom": threshold, **(settings or {})}
+    contributed, shown, failed = metric_figures(metrics or {}, details, figures, settings)
+    if errors is not None:
+        errors.update(failed)
     drawn = [
         figure_lattice(details, figures),
         figure_spacegroup_atomic_number(details, figures),
         figure_composition(details, figures),
-        figure_cgcnn(details, figures),
-        figure_ehull(details, figures, threshold),
-        figure_gallery(structures, ids, details, gallery) if gallery > 0 else None,
-        figure_other(details),
+        *contributed,
+        figure_gallery(structures, ids, details, gallery, energy_source) if gallery > 0 else None,
+        figure_other(details, shown=shown),
     ]
     return [figure for figure in drawn if figure is not None]
 
@@ -505,6 +582,17 @@ def _metric_sections(record: dict[str, Any]) -> list[tuple[str, list[str], list[
     return sections
 
 
+def _sun_notes(record: dict[str, Any]) -> list[str]:
+    """Where the S.U.N. inputs came from, ambiguities, and metrics whose figures failed."""
+    notes = []
+    inputs = record.get("sun_inputs") or {}
+    if record.get("sun") and inputs:
+        notes.append("S.U.N. inputs: " + ", ".join(f"{name} from metric `{metric}`" for name, metric in inputs.items()) + ".")
+    notes += [f"S.U.N. warning: {warning}" for warning in record.get("sun_warnings") or []]
+    notes += [f"Figures of metric `{metric}` left out: {error}" for metric, error in (record.get("figure_errors") or {}).items()]
+    return notes
+
+
 def _issue_rows(issues: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
     return issues[:LISTED_ISSUES], max(0, len(issues) - LISTED_ISSUES)
 
@@ -516,6 +604,8 @@ def render_markdown(record: dict[str, Any], figures: list[Figure], title: str) -
         lines += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in rows], ""]
     if record.get("detail_errors"):
         lines += ["Details left out: " + "; ".join(f"`{m}`: {e}" for m, e in record["detail_errors"].items()), ""]
+    for note in _sun_notes(record):
+        lines += [note, ""]
     if figures:
         lines += ["## Figures", ""]
         for figure in figures:
@@ -582,6 +672,8 @@ def render_html(record: dict[str, Any], figures: list[Figure], title: str) -> st
     body.append('<div class="tables">' + "".join(tables) + "</div>" if tables else '<p class="note">no metrics were run</p>')
     if record.get("detail_errors"):
         body.append('<p class="error">Details left out: ' + html.escape("; ".join(f"{m}: {e}" for m, e in record["detail_errors"].items())) + "</p>")
+    for note in _sun_notes(record):
+        body.append(f'<p class="{"note" if note.startswith("S.U.N. inputs") else "error"}">{html.escape(note.replace("`", ""))}</p>')
     body.append("<h2>Figures</h2>")
     if figures:
         body += [f"<h3>{html.escape(f.title)}</h3>{_html_figure(f)}" for f in figures]
@@ -598,8 +690,13 @@ def render_html(record: dict[str, Any], figures: list[Figure], title: str) -> st
     return _html_page(title, body)
 
 
-def write_report(folder: str | Path, record: dict[str, Any], details: dict, structures: Sequence, ids: Sequence[str], *, title: str = "crystens evaluation", gallery: int = 12) -> dict[str, Path]:
+def write_report(folder: str | Path, record: dict[str, Any], details: dict, structures: Sequence, ids: Sequence[str], *, title: str = "crystens evaluation", gallery: int = 12, metrics: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write metrics.json, details.npz, figures/*.png, report.md and report.html into ``folder``.
+
+    The report names no metric: besides the structure figures and the gallery it draws
+    what each metric that ran contributes through its optional ``figures`` method
+    (see :func:`metric_figures`); a metric whose drawing fails is listed under
+    ``figure_errors`` in metrics.json.
 
     Args:
         record: the JSON-able record (see :func:`crystens_core.evaluation.evaluate_generated`).
@@ -608,6 +705,7 @@ def write_report(folder: str | Path, record: dict[str, Any], details: dict, stru
         ids: one id per generated item.
         title: the report's heading.
         gallery: how many generated structures to draw (0: none).
+        metrics: metric name → the instance that ran (for its ``figures`` method); None: none.
 
     Returns:
         File role → path.
@@ -619,7 +717,11 @@ def write_report(folder: str | Path, record: dict[str, Any], details: dict, stru
     drawn: list[Figure] = []
     if have_matplotlib():
         threshold = (record.get("settings") or {}).get("stability_threshold_ev_per_atom", STABILITY_THRESHOLD)
-        drawn = draw_report_figures(details, record.get("metrics", {}), structures, ids, gallery=gallery, threshold=threshold)
+        errors: dict[str, str] = {}
+        energy_source = (record.get("sun_inputs") or {}).get("e_above_hull")
+        drawn = draw_report_figures(details, record.get("metrics", {}), structures, ids, gallery=gallery, threshold=threshold, metrics=metrics, settings=record.get("settings"), energy_source=energy_source, errors=errors)
+        if errors:
+            record["figure_errors"] = errors
         (folder / "figures").mkdir(exist_ok=True)
         for figure in drawn:
             write_bytes_atomic(folder / "figures" / f"{figure.key}.png", figure.png)
@@ -690,27 +792,27 @@ def comparison_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, l
 
 def figure_comparison(labels: Sequence[str], all_details: Sequence[dict | None], names: Sequence[tuple[str, str]], title: str) -> Figure | None:
     """Each run's generated distribution overlaid on the first run's reference, one panel per property."""
-    panels = [(metric, name) for metric, name in names if any(d is not None and name in _side(d, metric, "generated") for d in all_details)]
+    panels = [(metric, name) for metric, name in names if any(d is not None and name in metric_side(d, metric, "generated") for d in all_details)]
     if not panels:
         return None
     columns = min(3, len(panels))
     rows = int(np.ceil(len(panels) / columns))
-    figure = _new_figure(4.5 * columns, 3.5 * rows)
+    figure = new_figure(4.5 * columns, 3.5 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for axis, (metric, name) in zip(axes, panels):
-        reference = next((_side(d, metric, "reference").get(name) for d in all_details if d is not None and name in _side(d, metric, "reference")), None)
-        series = [(label, _side(d, metric, "generated").get(name), f"C{i % 10}") for i, (label, d) in enumerate(zip(labels, all_details)) if d is not None and name in _side(d, metric, "generated")]
+        reference = next((metric_side(d, metric, "reference").get(name) for d in all_details if d is not None and name in metric_side(d, metric, "reference")), None)
+        series = [(label, metric_side(d, metric, "generated").get(name), f"C{i % 10}") for i, (label, d) in enumerate(zip(labels, all_details)) if d is not None and name in metric_side(d, metric, "generated")]
         fixed = (1, 230) if name == "spacegroup" else None
         discrete = name in ("spacegroup", "atomic_number_sites", "n_elements", "n_sites")
         if is_binary(reference, *[values for _, values, _ in series]):
-            draw_shares(axis, series, name, reference=reference, title=f"{metric}: {_label(name)}")
+            draw_shares(axis, series, name, reference=reference, title=f"{metric}: {axis_label(name)}")
             continue
-        draw_histograms(axis, series, name, reference=reference, discrete=discrete, fixed=fixed, title=_label(name) if metric == STRUCTURE_GROUP else f"{metric}: {_label(name)}")
+        draw_histograms(axis, series, name, reference=reference, discrete=discrete, fixed=fixed, title=axis_label(name) if metric == STRUCTURE_GROUP else f"{metric}: {axis_label(name)}")
     for axis in axes[len(panels) :]:
         axis.set_axis_off()
     figure.suptitle(title)
     key = title.lower().split(" (")[0].replace(" ", "-").replace(",", "")
-    return Figure(key, title, f"{title}: each run's generated structures, reference (of the first run that has it) filled grey.", _png(figure))
+    return Figure(key, title, f"{title}: each run's generated structures, reference (of the first run that has it) filled grey.", png_bytes(figure))
 
 
 def _short(text: str, limit: int = 60) -> str:

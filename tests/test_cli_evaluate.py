@@ -260,6 +260,12 @@ class KnownHull:
                 energies[i] = self.catalogue.properties["e_above_hull"][found[0]]
         return {"found": float(np.isfinite(energies).mean())}, {"generated": {"e_above_hull": energies}, "reference": {"e_above_hull": self.catalogue.properties["e_above_hull"]}}
 
+    def figures(self, details, **context):
+        """Paper Fig. 8, contributed the way the ehull plugin contributes it."""
+        from crystens_ehull.figures import e_above_hull_histogram
+
+        return e_above_hull_histogram(details, **context)
+
 
 @pytest.fixture
 def sun_metrics(mp20_sample):
@@ -299,6 +305,55 @@ def test_sun_rate_from_the_details_of_two_metrics(tmp_path, mp20_sample, mpts52_
     assert sun["n_unique"] == 23
     assert "S.U.N. rate" in result.output
     assert "figures/e-above-hull.png" in record["figures"] and "## S.U.N. (stable, unique, novel)" in (out / "report.md").read_text()
+    # which metric supplied each S.U.N. input is recorded, and nothing was ambiguous
+    assert record["sun_inputs"] == {"is_unique": "test-novelty", "is_novel": "test-novelty", "e_above_hull": "test-known-hull"}
+    assert record["sun_warnings"] == []
+    assert "e_above_hull from metric `test-known-hull`" in (out / "report.md").read_text()
+
+
+def test_two_metrics_with_the_same_sun_input_are_not_picked_silently():
+    from crystens_core.evaluation import run_metrics
+
+    class Flags:
+        requires = frozenset({"structures"})
+
+        def compute_details(self, *, structures, reference=None, tensors=None):
+            n = len(structures)
+            return {"n_used": float(n)}, {"generated": {"is_unique": np.ones(n), "is_novel": np.ones(n)}}
+
+    class Hull:
+        requires = frozenset({"structures"})
+
+        def __init__(self, energy):
+            self.energy = energy
+
+        def compute_details(self, *, structures, reference=None, tensors=None):
+            return {"n_used": float(len(structures))}, {"generated": {"e_above_hull": np.full(len(structures), self.energy)}}
+
+    metrics = {"flags": Flags(), "hull-a": Hull(0.5), "hull-b": Hull(0.0)}
+    structures = [object()] * 4
+    ambiguous = run_metrics(metrics, structures=structures)
+    assert ambiguous.sun_inputs == {"is_unique": "flags", "is_novel": "flags", "e_above_hull": "hull-a"}
+    assert len(ambiguous.sun_warnings) == 1 and "'hull-a', 'hull-b'" in ambiguous.sun_warnings[0] and "--sun-source e_above_hull=METRIC" in ambiguous.sun_warnings[0]
+    assert ambiguous.sun["n_stable"] == 0
+    chosen = run_metrics(metrics, structures=structures, sun_sources={"e_above_hull": "hull-b"})
+    assert chosen.sun_inputs["e_above_hull"] == "hull-b" and chosen.sun_warnings == [] and chosen.sun["n_sun"] == 4
+    missing = run_metrics(metrics, structures=structures, sun_sources={"e_above_hull": "flags"})
+    assert missing.sun is None and "e_above_hull" not in missing.sun_inputs and "'flags' gave no e_above_hull" in missing.sun_warnings[0]
+
+
+def test_sun_source_option_is_recorded(tmp_path, mp20_sample, mpts52_sample, sun_metrics):
+    rows = list(range(50, 60))
+    generated = _write_csv(tmp_path / "generated.csv", [mp20_sample.ids[i] for i in rows], [mp20_sample[i] for i in rows])
+    reference = _write_csv(tmp_path / "reference.csv", mp20_sample.ids[:60], mp20_sample.structures[:60])
+    out = tmp_path / "report"
+    args = ["evaluate", "--reference", str(reference), "--generated", str(generated), "--metric", "test-novelty", "--metric", "test-known-hull", "--sun-source", "e_above_hull=test-known-hull", "--gallery", "0", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["settings"]["sun_sources"] == {"e_above_hull": "test-known-hull"} and record["sun_inputs"]["e_above_hull"] == "test-known-hull"
+    bad = CliRunner().invoke(main, [*args[:-2], "--sun-source", "e_above_hull=ks", "-o", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "not one of the --metric names" in bad.output
 
 
 def test_sun_threshold_and_failed_structures(mp20_sample):

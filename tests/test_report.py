@@ -39,7 +39,12 @@ def full_report(tmp_path_factory, mp20_sample):
     e_above_hull[[3, 10]] = np.nan
     details["mp-hull"] = {"generated": {"e_above_hull": e_above_hull}, "reference": {}}
     folder = tmp_path_factory.mktemp("report")
-    write_report(folder, record, details, generated.structures, generated.ids, title="Report test", gallery=6)
+    # the paper's Figs 7 and 8 come from the metrics that ran (their `figures` methods), not from core code
+    from crystens_cgcnn.metric import CGCNNMetric
+    from crystens_ehull.metric import EHullMetric
+
+    metrics = {"mp-as-cgcnn": CGCNNMetric(list(properties)), "mp-hull": EHullMetric()}
+    write_report(folder, record, details, generated.structures, generated.ids, title="Report test", gallery=6, metrics=metrics)
     return folder, e_above_hull, rows
 
 
@@ -66,6 +71,74 @@ def test_gallery_shows_the_most_stable_first(full_report, mp20_sample):
     assert list(e_above_hull[order]) == sorted(e_above_hull[order])
     caption = (folder / "report.md").read_text()
     assert "sorted by energy above hull, most stable first" in caption
+
+
+class _ThirdPartyMetric:
+    """A metric no crystens package knows: it counts sites and draws its own figure."""
+
+    requires = frozenset({"structures"})
+
+    def get_config(self):
+        return {}
+
+    def compute_details(self, *, structures, reference=None, tensors=None):
+        sites = np.asarray([np.nan if s is None else float(len(s)) for s in structures])
+        return {"mean_sites": float(np.nanmean(sites)), "n_used": float(np.isfinite(sites).sum())}, {"generated": {"site_count": sites}}
+
+    def compute(self, **inputs):
+        return self.compute_details(**inputs)[0]
+
+    def figures(self, details):
+        from crystens_core.report import Figure
+
+        values = details["generated"]["site_count"]
+
+        def draw(figure):
+            axis = figure.subplots()
+            axis.plot(np.arange(len(values)), values, "o", color="C0")
+
+        return [Figure("site-count", "Sites per generated cell (third-party)", "Drawn by a metric defined in the test.", draw=draw, size=(5, 3))]
+
+
+def test_a_third_party_metric_gets_its_figure_into_the_report(tmp_path, mp20_sample):
+    """A metric registered in-process through the plugin hook contributes its figure; no core change."""
+    from crystens_core import hookimpl, plugins
+
+    class Plugin:
+        @hookimpl
+        def crystens_register_metrics(self, register):
+            register("third-party-sites", _ThirdPartyMetric, description="sites per cell, with its own figure")
+
+    registry = plugins.registry()
+    registry.register_plugin(Plugin(), "test-third-party-figures")
+    try:
+        metric = plugins.get_metric("third-party-sites")
+    finally:
+        registry.unregister_plugin("test-third-party-figures")
+    structures = [mp20_sample[i] for i in range(6)] + [None]
+    generated = GeneratedSet("x", "cif-folder", [f"g{i}" for i in range(7)], structures)
+    record, details = evaluate_generated(generated, mp20_sample.subset(range(10)), {"third-party-sites": metric})
+    paths = write_report(tmp_path, record, details, generated.structures, generated.ids, gallery=0, metrics={"third-party-sites": metric})
+    written = json.loads(paths["metrics"].read_text())
+    assert "figures/site-count.png" in written["figures"] and (tmp_path / "figures" / "site-count.png").read_bytes().startswith(b"\x89PNG")
+    page = paths["html"].read_text()
+    assert '<figure id="site-count">' in page and "Sites per generated cell (third-party)" in page
+    assert "third-party-sites" in written["metrics"] and not written.get("figure_errors")
+    # its detail is drawn by its own figure, so it is not repeated among the "other values"
+    assert "figures/other-details.png" not in written["figures"]
+
+
+def test_a_failing_figure_loses_the_figure_not_the_report(tmp_path, mp20_sample):
+    class Broken(_ThirdPartyMetric):
+        def figures(self, details):
+            raise RuntimeError("cannot draw")
+
+    generated = GeneratedSet("x", "cif-folder", ["a", "b"], [mp20_sample[0], mp20_sample[1]])
+    record, details = evaluate_generated(generated, mp20_sample.subset(range(5)), {"broken": Broken()})
+    paths = write_report(tmp_path, record, details, generated.structures, generated.ids, gallery=0, metrics={"broken": Broken()})
+    written = json.loads(paths["metrics"].read_text())
+    assert written["figure_errors"] == {"broken": "RuntimeError: cannot draw"}
+    assert "cannot draw" in paths["html"].read_text() and "figures/lattice.png" in written["figures"]
 
 
 def test_report_without_matplotlib_says_what_to_install(tmp_path, monkeypatch, mp20_sample):

@@ -43,6 +43,12 @@ class CGCNNMetric:
 
         return predict(list(structures), check_properties(self.properties), batch_size=self.batch_size, device=self.device, num_threads=self.num_threads)
 
+    def figures(self, details: dict, **context: Any) -> list:
+        """The report's paper Fig. 7 (see :func:`crystens_cgcnn.figures.property_violins`)."""
+        from crystens_cgcnn.figures import property_violins
+
+        return property_violins(details, **context)
+
     def compute(self, *, structures, reference, tensors=None) -> dict[str, float]:
         """Per property ``ks_<p>``, ``pvalue_<p>``, ``mean_<p>`` (generated), ``reference_mean_<p>``;
         ``ks_mean`` over properties; ``n_generated``, ``n_failed``, ``n_reference_failed``; the

@@ -206,6 +206,12 @@ class EHullMetric:
         return e_hull, formation, reasons
 
     # -- the metric --------------------------------------------------------------------------
+    def figures(self, details: dict, **context: Any) -> list:
+        """The report's paper Fig. 8 (see :func:`crystens_ehull.figures.e_above_hull_histogram`)."""
+        from crystens_ehull.figures import e_above_hull_histogram
+
+        return e_above_hull_histogram(details, **context)
+
     def compute_details(self, *, structures, reference=None, tensors=None) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
         """Figures and per-structure values.
 
