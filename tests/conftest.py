@@ -38,6 +38,12 @@ def require(path: Path, what: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def skip_or_fail():
+    """:func:`missing` for test modules (which cannot import conftest reliably: tests/data has its own)."""
+    return missing
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real CSVs): skips when absent, fails when absent under CI=true."""
     return require(SHARED_DATA, "the shared data folder beside the repository")
