@@ -18,7 +18,7 @@ from crystens_core.protocols import Generator
 from crystens_core.testing import GENERATOR_CHECKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "hostile"))
-from plugin_dists import make_distribution, run_crystens  # noqa: E402
+from plugin_dists import make_distribution, plugin_site, run_crystens  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 MODULE = "gaussian_generator"
@@ -40,15 +40,8 @@ def site(tmp_path, monkeypatch):
     """The documented example installed as distribution ``gaussian-example`` in a tmp site folder on sys.path."""
     source, entry_point = documented_generator()
     folder = make_distribution(tmp_path / "site", "gaussian-example", {entry_point: MODULE}, {MODULE: source})
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.delenv("CRYSTENS_DISABLE_PLUGINS", raising=False)
-    plugins.reset_registry()
-    try:
-        yield folder
-    finally:
-        monkeypatch.undo()
-        sys.modules.pop(MODULE, None)
-        plugins.reset_registry()
+    with plugin_site(folder, monkeypatch, MODULE) as site_folder:
+        yield site_folder
 
 
 def test_the_documented_generator_passes_the_conformance_suite(site):

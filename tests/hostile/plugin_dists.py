@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def plugin_site(folder: Path, monkeypatch, *module_prefixes: str) -> Iterator[Path]:
+    """``folder`` first on sys.path with a registry that loads afresh; afterwards the modules
+    named ``<prefix>...`` are forgotten and the registry is fresh again."""
+    from crystens_core import plugins
+
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delenv("CRYSTENS_DISABLE_PLUGINS", raising=False)
+    plugins.reset_registry()
+    try:
+        yield folder
+    finally:
+        monkeypatch.undo()
+        for name in [m for m in sys.modules if m.startswith(module_prefixes)]:
+            del sys.modules[name]
+        plugins.reset_registry()
 
 
 def make_distribution(site: Path, distribution: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 import crystens_core
 from crystens_core import hookimpl, plugins
 from crystens_core.errors import PluginError
-from plugin_dists import make_distribution, plugin_source, run_crystens, stderr_lines
+from plugin_dists import make_distribution, plugin_site, plugin_source, run_crystens, stderr_lines
 
 
 @pytest.fixture
@@ -18,16 +17,8 @@ def site(tmp_path, monkeypatch):
     """A tmp site folder first on sys.path, with a registry that loads afresh (and a clean one afterwards)."""
     folder = tmp_path / "site"
     folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.delenv("CRYSTENS_DISABLE_PLUGINS", raising=False)
-    plugins.reset_registry()
-    try:
-        yield folder
-    finally:
-        monkeypatch.undo()
-        for name in [m for m in sys.modules if m.startswith("hostile_")]:
-            del sys.modules[name]
-        plugins.reset_registry()
+    with plugin_site(folder, monkeypatch, "hostile_") as site_folder:
+        yield site_folder
 
 
 def plugins_json(site) -> dict[str, dict]:
