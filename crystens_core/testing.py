@@ -15,10 +15,11 @@ sample crystens ships (``mp20-sample`` and ``mpts52-sample``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,19 @@ Check = Callable[[Any], None]
 
 
 @functools.lru_cache(maxsize=1)
+@contextlib.contextmanager
+def temporary_plugin(plugin: object, name: str) -> Iterator[Any]:
+    """Register ``plugin`` (an object with hook implementations) as ``name`` for the block,
+    then remove it and its components; yields its :class:`~crystens_core.plugins.PluginInfo`."""
+    from crystens_core.plugins import registry
+
+    info = registry().register_plugin(plugin, name)
+    try:
+        yield info
+    finally:
+        registry().unregister_plugin(name)
+
+
 def sample_structures() -> tuple:
     """Ten real structures: eight from mp20-sample (1–20 sites) and two from mpts52-sample (one of 52 sites)."""
     from crystens_core.data import load_dataset

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from crystens_core import hookimpl, plugins
 from crystens_core.cli import main
+from crystens_core.testing import temporary_plugin
 
 
 def test_plugins_json_lists_builtins_with_components():
@@ -24,16 +25,12 @@ def test_plugins_shows_a_broken_plugin_and_still_lists_the_rest():
         def crystens_register_metrics(self, register):
             raise ImportError("needs a library that is not installed")
 
-    registry = plugins.registry()
-    registry.register_plugin(Broken(), "broken-metrics")
-    try:
+    with temporary_plugin(Broken(), "broken-metrics"):
         result = CliRunner().invoke(main, ["plugins"])
         assert result.exit_code == 0
         assert "broken-metrics" in result.output and "BROKEN" in result.output
         assert "needs a library that is not installed" in result.output
         assert "decoder:auto" in result.output
-    finally:
-        registry.unregister_plugin("broken-metrics")
 
 
 def test_unknown_decoder_lists_the_available_ones(tmp_path):
@@ -65,8 +62,7 @@ def test_plugins_shows_each_components_description():
             register("undescribed", dict)
 
     registry = plugins.registry()
-    registry.register_plugin(Described(), "described-plugin")
-    try:
+    with temporary_plugin(Described(), "described-plugin"):
         result = CliRunner().invoke(main, ["plugins"])
         assert result.exit_code == 0, result.output
         assert "    metric:described  counts things; in two lines\n" in result.output
@@ -75,8 +71,6 @@ def test_plugins_shows_each_components_description():
         result = CliRunner().invoke(main, ["plugins", "--json"])
         record = next(r for r in json.loads(result.output)["plugins"] if r["name"] == "described-plugin")
         assert record["descriptions"] == {"metric:described": "counts things\nin two lines", "metric:undescribed": ""}
-    finally:
-        registry.unregister_plugin("described-plugin")
 
 
 def test_run_and_evaluate_share_the_metric_option_spelling(tmp_path):

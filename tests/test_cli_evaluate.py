@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from crystens_core import hookimpl, plugins
+from crystens_core import hookimpl
 from crystens_core.cli import main
 from crystens_core.report import load_details
+from crystens_core.testing import temporary_plugin
 
 pytest.importorskip("matplotlib", reason="the report figures need `pip install crystens[eval]`")
 
@@ -277,12 +278,8 @@ def sun_metrics(mp20_sample):
             register("test-novelty", MatcherNovelty)
             register("test-known-hull", lambda: KnownHull(catalogue))
 
-    registry = plugins.registry()
-    registry.register_plugin(Plugin(), "test-sun-metrics")
-    try:
+    with temporary_plugin(Plugin(), "test-sun-metrics"):
         yield catalogue
-    finally:
-        registry.unregister_plugin("test-sun-metrics")
 
 
 def test_sun_rate_from_the_details_of_two_metrics(tmp_path, mp20_sample, mpts52_sample, sun_metrics):

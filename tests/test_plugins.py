@@ -7,6 +7,7 @@ import pytest
 import crystens_core
 from crystens_core import hookimpl, plugins
 from crystens_core.errors import UnknownComponentError
+from crystens_core.testing import temporary_plugin
 
 BUILTINS = {
     "crystens_tensor": ["encoder:crystens"],
@@ -87,12 +88,9 @@ def test_temporary_plugin_registers_and_unregisters():
             register("count", Constant, description="number of structures")
 
     registry = plugins.registry()
-    registry.register_plugin(Plugin(), "temporary")
-    try:
+    with temporary_plugin(Plugin(), "temporary"):
         assert crystens_core.get_metric("count").compute(structures=[1, 2]) == {"count": 2.0}
         assert registry.plugins["temporary"].components == ["metric:count"]
-    finally:
-        registry.unregister_plugin("temporary")
     assert "count" not in crystens_core.list_components("metric")
 
 
@@ -166,11 +164,8 @@ def test_hook_implementation_may_take_fewer_arguments():
             seen.append(True)
 
     registry = plugins.registry()
-    registry.register_plugin(Minimal(), "minimal")
-    try:
+    with temporary_plugin(Minimal(), "minimal"):
         assert seen == [True] and registry.plugins["minimal"].error is None
-    finally:
-        registry.unregister_plugin("minimal")
 
 
 def test_importing_the_core_imports_no_deep_learning_library():
@@ -262,9 +257,7 @@ def test_a_registered_generator_subclass_records_its_own_plugin(tmp_path):
         def crystens_register_generators(self, register):
             register("third-party-gan", ThirdPartyGAN, description="a GAN subclass from elsewhere")
 
-    registry = plugins.registry()
-    registry.register_plugin(Plugin(), "third_party")
-    try:
+    with temporary_plugin(Plugin(), "third_party"):
         tensors = sample_tensors()
         model = crystens_core.get_component("generator", "third-party-gan", width=4, batch_size=4, device="cpu")
         assert model.registration() == ("third-party-gan", "third_party")
@@ -277,5 +270,3 @@ def test_a_registered_generator_subclass_records_its_own_plugin(tmp_path):
         builtin = crystens_core.get_generator("gan", width=4, batch_size=4, device="cpu").fit(tensors, steps=1, progress=False).save_pretrained(tmp_path / "gan")
         assert json.loads((builtin / CONFIG_NAME).read_text())["plugin"] == "crystens_gan"
         assert type(load_generator(builtin)) is VanillaGAN
-    finally:
-        registry.unregister_plugin("third_party")

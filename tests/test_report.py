@@ -10,6 +10,7 @@ import pytest
 
 from crystens_core.evaluation import GeneratedSet, evaluate_generated
 from crystens_core.report import load_details, write_report
+from crystens_core.testing import temporary_plugin
 
 pytest.importorskip("matplotlib", reason="the report figures need `pip install crystens[eval]`")
 
@@ -109,12 +110,8 @@ def test_a_third_party_metric_gets_its_figure_into_the_report(tmp_path, mp20_sam
         def crystens_register_metrics(self, register):
             register("third-party-sites", _ThirdPartyMetric, description="sites per cell, with its own figure")
 
-    registry = plugins.registry()
-    registry.register_plugin(Plugin(), "test-third-party-figures")
-    try:
+    with temporary_plugin(Plugin(), "test-third-party-figures"):
         metric = plugins.get_metric("third-party-sites")
-    finally:
-        registry.unregister_plugin("test-third-party-figures")
     structures = [mp20_sample[i] for i in range(6)] + [None]
     generated = GeneratedSet("x", "cif-folder", [f"g{i}" for i in range(7)], structures)
     record, details = evaluate_generated(generated, mp20_sample.subset(range(10)), {"third-party-sites": metric})

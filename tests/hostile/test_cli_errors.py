@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from crystens_core import hookimpl, plugins
+from crystens_core import hookimpl
 from crystens_core.cli import INTERNAL_ERROR_EXIT, main
+from crystens_core.testing import temporary_plugin
 from plugin_dists import make_distribution, plugin_source, run_crystens, stderr_lines
 
 QUITS = '''
@@ -70,12 +71,8 @@ def test_unexpected_plugin_error_is_one_internal_error_line(site, tensors, tmp_p
 
             register("interrupting", factory)
 
-    registry = plugins.registry()
-    registry.register_plugin(Interrupting(), "interrupting")
-    try:
+    with temporary_plugin(Interrupting(), "interrupting"):
         interrupted = CliRunner().invoke(main, ["decode", str(tensors), "-o", str(tmp_path / "out"), "--decoder", "interrupting"])
-    finally:
-        registry.unregister_plugin("interrupting")
     assert interrupted.exit_code == 1 and "Aborted!" in interrupted.output and "error" not in interrupted.output
 
 

@@ -26,6 +26,7 @@ from crystens_core import hookimpl
 from crystens_core.cli import main
 from crystens_core.data import load_dataset
 from crystens_core.errors import DatasetError
+from crystens_core.testing import temporary_plugin
 
 GOOD = 3  # good rows beside each bad one
 
@@ -219,13 +220,8 @@ class _CrashPlugin:
 
 @pytest.fixture
 def crash_layer():
-    from crystens_core.plugins import registry
-
-    registry().register_plugin(_CrashPlugin(), "hostile-crash-plugin")
-    try:
+    with temporary_plugin(_CrashPlugin(), "hostile-crash-plugin"):
         yield _CrashLayer
-    finally:
-        registry().unregister_plugin("hostile-crash-plugin")
 
 
 def test_a_dying_worker_costs_only_its_row(mp20_sample, crash_layer, tmp_path, monkeypatch):
