@@ -31,7 +31,6 @@ from crystens_core.results import CONSISTENCY_FIGURES, DecodeResult
 Check = Callable[[Any], None]
 
 
-@functools.lru_cache(maxsize=1)
 @contextlib.contextmanager
 def temporary_plugin(plugin: object, name: str) -> Iterator[Any]:
     """Register ``plugin`` (an object with hook implementations) as ``name`` for the block,
@@ -45,6 +44,7 @@ def temporary_plugin(plugin: object, name: str) -> Iterator[Any]:
         registry().unregister_plugin(name)
 
 
+@functools.lru_cache(maxsize=1)
 def sample_structures() -> tuple:
     """Ten real structures: eight from mp20-sample (1–20 sites) and two from mpts52-sample (one of 52 sites)."""
     from crystens_core.data import load_dataset
