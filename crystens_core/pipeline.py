@@ -102,8 +102,7 @@ class CrystalPipeline:
         """Fit the scaler (if not given) on raw tensors (an array or memory map) and train on them."""
         if self.scaler is None:
             self.scaler = FieldScaler(getattr(self.generator, "feature_range", (0.0, 1.0))).fit(tensors)
-        config = self.encoder.get_config() if hasattr(self.encoder, "get_config") else {}
-        self.generator.fit(tensors, scaler=self.scaler, encoder_config=config, **fit_options)
+        self.generator.fit(tensors, scaler=self.scaler, encoder_config=component_config(self.encoder), **fit_options)
 
     def sample(self, n: int, *, seed: int = 0, progress: bool = False) -> Samples:
         """``n`` generated tensors, decoded by ``self.decoder``."""
