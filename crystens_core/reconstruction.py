@@ -400,7 +400,7 @@ def symmetrize(structure, spacegroup: int, tolerances: tuple[float, ...] = (0.01
     if not usable:
         return structure, f"not snapped to space group {spacegroup}: atoms {shortest:.3g} Å apart leave no tolerance below {SNAP_TOLERANCE_FRACTION:g} × that"
     found_insane = None
-    with quiet_spglib(), _quiet():
+    with quiet_spglib():  # also silences Python warnings
         for symprec in usable:
             if time.perf_counter() - start > budget:
                 return structure, f"not snapped to space group {spacegroup}: time budget {budget:g} s spent before tolerance {symprec:g} Å"
