@@ -463,9 +463,7 @@ def sun_figures(details: dict[str, dict[str, dict[str, np.ndarray]]], n: int, th
     chosen, _ = sun_inputs(details, n, sources)
     if n == 0 or any(name not in chosen for name in SUN_INPUTS):
         return None
-    arrays = {name: details[chosen[name]]["generated"][name] for name in SUN_INPUTS}
-    if any(a is None for a in arrays.values()):
-        return None
+    arrays = {name: details[chosen[name]]["generated"][name] for name in SUN_INPUTS}  # sun_inputs chose only non-None arrays of length n
     with np.errstate(invalid="ignore"):
         unique = arrays["is_unique"] == 1.0
         novel = arrays["is_novel"] == 1.0
