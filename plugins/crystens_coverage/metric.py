@@ -273,12 +273,11 @@ class CoverageMetric:
 
         gen_density, gen_elements = _basic_properties(structures)
         ref_density, ref_elements = _basic_properties(reference)
-        in_wdist = gen_ok.copy()
         if self.protocol == "cdvae":  # CDVAE: valid structures (its validity and a fingerprint) only
             from crystens_validity.metric import ValidityMetric
 
             struct_valid, comp_valid, _ = ValidityMetric(protocol="cdvae").flags(structures)
-            in_wdist &= (struct_valid == 1.0) & (comp_valid == 1.0)
+            in_wdist = gen_ok & (struct_valid == 1.0) & (comp_valid == 1.0)
         else:
             in_wdist = np.array([s is not None for s in structures], dtype=bool)
         for name, generated, real in (("wdist_density", gen_density, ref_density), ("wdist_num_elems", gen_elements, ref_elements)):
