@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from crystens_core.devices import DeviceError, check_gpu_index, parse_device
+from crystens_core.devices import DeviceError, DeviceRequest, check_gpu_index, parse_device
 from crystens_core.generator_base import GeneratorBase
 from crystens_core.pretrained import CONFIG_NAME, TRAINER_NAME, PretrainedError
 from crystens_keras.backend import keras, tf
@@ -78,10 +78,7 @@ class KerasGenerator(GeneratorBase):
     def _device_problem(cls, device: str) -> str | None:
         """The checks of :meth:`_device` without entering a device scope."""
         try:
-            request = parse_device(device)
-            if request.kind == "mps":
-                return "device 'mps' is for the torch generators; TensorFlow calls an Apple GPU 'gpu'"
-            check_gpu_index(request, len(tf.config.list_physical_devices("GPU")), "TensorFlow")
+            _device_request(device)
         except DeviceError as exc:
             return str(exc)
         return None
@@ -123,13 +120,10 @@ class KerasGenerator(GeneratorBase):
         Raises:
             DeviceError: a misspelt setting, "mps", or a GPU TensorFlow does not see.
         """
-        request = parse_device(self.settings["device"])
+        request = _device_request(self.settings["device"])
         if request.kind == "auto":
             return contextlib.nullcontext()
-        if request.kind == "mps":
-            raise DeviceError(f"{self.name}: device 'mps' is for the torch generators; TensorFlow calls an Apple GPU 'gpu'")
         if request.kind == "cuda":
-            check_gpu_index(request, len(tf.config.list_physical_devices("GPU")), "TensorFlow")
             return tf.device(f"/GPU:{request.index or 0}")
         return tf.device("/CPU:0")
 
@@ -267,6 +261,19 @@ class KerasGenerator(GeneratorBase):
                     handle.visititems(lambda _, item: None)
             except (OSError, KeyError, RuntimeError, ValueError) as exc:
                 raise PretrainedError(f"{directory / name}: not a readable HDF5 file ({exc})") from exc
+
+
+def _device_request(setting: Any) -> DeviceRequest:
+    """A ``device`` setting parsed and checked for TensorFlow ("mps" refused, GPUs counted).
+
+    Raises:
+        DeviceError: a misspelt setting, "mps", or a GPU TensorFlow does not see.
+    """
+    request = parse_device(setting)
+    if request.kind == "mps":
+        raise DeviceError("device 'mps' is for the torch generators; TensorFlow calls an Apple GPU 'gpu'")
+    check_gpu_index(request, len(tf.config.list_physical_devices("GPU")), "TensorFlow")
+    return request
 
 
 def _dataset_shapes(group) -> list[tuple[int, ...]]:
