@@ -98,39 +98,24 @@ def composition_key(structure) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(symbol for (_, symbol) in sorted(counts)), tuple(a // divisor for a in amounts)
 
 
-def _pauling_ok(oxidation_states: tuple[int, ...], electronegativities: tuple[float | None, ...]) -> bool:
-    """Every cation less electronegative than every anion; an element without χ passes a cation–anion pair ("crystens")."""
+def pauling_ok(oxidation_states: tuple[int, ...], electronegativities: tuple[float | None, ...], *, cdvae: bool = False) -> bool:
+    """Every cation less electronegative than every anion, pair by pair in element order.
+
+    A cation–anion pair with a missing electronegativity (χ) passes the whole test:
+    SMACT 2.2.1 compared None with a number and CDVAE caught that ``TypeError`` as a
+    pass. Any other pair with a missing χ fails the test with ``cdvae`` (SMACT 2.2.1's
+    ``pauling_test`` as CDVAE called it) and is ignored without ("crystens").
+    """
     for (ox1, en1), (ox2, en2) in itertools.combinations(zip(oxidation_states, electronegativities), 2):
+        missing = en1 is None or en2 is None
         if (ox1 > 0 and ox2 < 0) or (ox1 < 0 and ox2 > 0):
-            if en1 is None or en2 is None:
+            if missing:
                 return True
             if ox1 > 0 and en1 >= en2:
                 return False
             if ox1 < 0 and en1 <= en2:
                 return False
-    return True
-
-
-def pauling_ok_cdvae(oxidation_states: tuple[int, ...], electronegativities: tuple[float | None, ...]) -> bool:
-    """SMACT 2.2.1's ``pauling_test`` as CDVAE called it, pair by pair in element order.
-
-    A cation–anion pair with a missing electronegativity (χ) made SMACT compare
-    None with a number; CDVAE caught that ``TypeError`` as a pass of the whole
-    test. Any other pair (same sign) with a missing χ fails it.
-    """
-    for (ox1, en1), (ox2, en2) in itertools.combinations(zip(oxidation_states, electronegativities), 2):
-        missing = en1 is None or en2 is None
-        if ox1 > 0 and ox2 < 0:
-            if missing:
-                return True
-            if en1 >= en2:
-                return False
-        elif ox1 < 0 and ox2 > 0:
-            if missing:
-                return True
-            if en1 <= en2:
-                return False
-        elif missing:
+        elif missing and cdvae:
             return False
     return True
 
@@ -179,7 +164,6 @@ def smact_validity(symbols: tuple[str, ...], counts: tuple[int, ...], oxidation_
     if any(s.size == 0 for s in states):
         return False
     electronegativities = tuple(eneg for _, eneg, _ in data)
-    passes = pauling_ok_cdvae if oxidation_states is None else _pauling_ok
     weights = np.asarray(counts, dtype=np.int64)
     # Split the leading axes off until the remaining grid is small enough.
     split = 0
@@ -191,7 +175,7 @@ def smact_validity(symbols: tuple[str, ...], counts: tuple[int, ...], oxidation_
         head_charge = int(np.dot(head, weights[:split])) if split else 0
         for row in np.flatnonzero(tail_charge == -head_charge):
             combination = tuple(head) + tuple(int(v) for v in tail[row])
-            if not pauling_test or passes(combination, electronegativities):
+            if not pauling_test or pauling_ok(combination, electronegativities, cdvae=oxidation_states is None):
                 return True
     return False
 
