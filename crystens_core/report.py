@@ -448,6 +448,11 @@ def _call_figures(method, details: dict, context: dict[str, Any]) -> Any:
     return method(details, **{k: v for k, v in context.items() if k in parameters})
 
 
+def _figure_key(text: Any) -> str:
+    """``text`` as a figure key: characters other than letters, digits, ``-`` and ``_`` become ``-``."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text))
+
+
 def metric_figures(metrics: dict[str, Any], details: dict, figures: dict, settings: dict[str, Any] | None = None) -> tuple[list[Figure], dict[str, set[str] | None], dict[str, str]]:
     """The figures the metrics that ran contribute through their optional ``figures`` method.
 
@@ -480,9 +485,9 @@ def metric_figures(metrics: dict[str, Any], details: dict, figures: dict, settin
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue
         for figure in contributed:
-            key = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(figure.key)) or "figure"
+            key = _figure_key(figure.key) or "figure"
             if key in keys or key in CORE_FIGURE_KEYS:
-                key = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{name}-{key}")
+                key = _figure_key(f"{name}-{key}")
             keys.add(key)
             drawn.append(Figure(key, figure.title, figure.caption, figure.png, shows=figure.shows))
             if figure.shows is None:
