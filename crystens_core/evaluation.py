@@ -30,7 +30,7 @@ import numpy as np
 
 from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, parse_source_row, read_source_report, row_ids
 from crystens_core.errors import DatasetError
-from crystens_core.structures import quiet_spglib
+from crystens_core.structures import UNKNOWN_ELEMENT, quiet_spglib, structure_problem
 
 #: A structure is stable when its energy above hull is at most this (eV/atom).
 STABILITY_THRESHOLD = 0.1
@@ -41,7 +41,6 @@ SUN_INPUTS = ("is_unique", "is_novel", "e_above_hull")
 
 # Reasons an input item gives no structure (beyond those of crystens_core.data).
 EMPTY_FILE = "empty file"
-UNKNOWN_ELEMENT = "unknown element"  # the same reason crystens_core.structures.structure_problem gives
 DECODE_FAILED = "decode failed"
 UNSAFE_PATH = "unsafe path"
 UNREADABLE_IDS = "unreadable ids"
@@ -134,8 +133,6 @@ def structure_warning(structure, min_distance: float = MIN_DISTANCE) -> tuple[st
 
 def _add_structure(generated: GeneratedSet, item_id: str, structure) -> None:
     if structure is not None:
-        from crystens_core.structures import structure_problem
-
         problem = structure_problem(structure)  # the check every parsed structure gets (decoded ones too)
         if problem:
             generated.skipped.add(problem[0], item_id, problem[1])
@@ -552,7 +549,6 @@ def checked_reference(reference) -> tuple[list, SkipReport]:
     """The reference structures and their skip report; a plain list is checked here
     (a :class:`~crystens_core.data.CrystalDataset` was checked when it was loaded)."""
     from crystens_core.data import CrystalDataset
-    from crystens_core.structures import structure_problem
 
     if isinstance(reference, CrystalDataset):
         return ReferenceStructures(reference.structures, reference.name), reference.skipped
