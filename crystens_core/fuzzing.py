@@ -430,11 +430,10 @@ def fuzz(indices: Sequence[int] | range, seed: int, real: np.ndarray, variants: 
             problem = cif_round_trip_problem(result.structure)
             if problem:
                 report.bad_ok.append((index, label, problem))
-        elif not isinstance(result.reason, str) or not result.reason or result.reason.startswith("unexpected"):
-            report.bad_failures.append((index, label, str(result.reason)[:300]))
-            report.reasons[_reason_key(str(result.reason))] += 1
         else:
-            report.reasons[_reason_key(result.reason)] += 1
+            if not isinstance(result.reason, str) or not result.reason or result.reason.startswith("unexpected"):
+                report.bad_failures.append((index, label, str(result.reason)[:300]))
+            report.reasons[_reason_key(str(result.reason))] += 1
     return report
 
 
