@@ -30,7 +30,7 @@ import numpy as np
 
 from crystens_core.data.dataset import MISSING_VALUE, SkipReport, parse_row, parse_source_row, read_source_report, row_ids
 from crystens_core.errors import DatasetError
-from crystens_core.structures import UNKNOWN_ELEMENT, quiet_spglib, structure_problem
+from crystens_core.structures import UNKNOWN_ELEMENT, quiet_spglib, structure_problem  # noqa: F401  (UNKNOWN_ELEMENT: one of the skip reasons, kept importable here)
 
 #: A structure is stable when its energy above hull is at most this (eV/atom).
 STABILITY_THRESHOLD = 0.1
